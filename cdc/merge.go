@@ -1,0 +1,208 @@
+package cdc
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+
+	"github.com/upicdc/upicdc/store"
+)
+
+// Merger MERGEs batch files into the raw table.
+type Merger struct {
+	db   *store.DB
+	opts ParseOptions
+	log  *slog.Logger
+}
+
+// NewMerger returns a Merger writing to db. A nil logger discards.
+func NewMerger(db *store.DB, opts ParseOptions, logger *slog.Logger) *Merger {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Merger{db: db, opts: opts, log: logger}
+}
+
+// Result says what ingesting one file did.
+type Result struct {
+	File string
+	// Version is the raw table version the file became (0 if none).
+	Version int64
+	Rows    int
+	Stats   store.MergeStats
+	// Duplicate is set when the content was already ingested; Previous says
+	// as which file and version.
+	Duplicate bool
+	Previous  store.FileRecord
+	// Empty is set for a file with a header and no rows: nothing to commit.
+	Empty  bool
+	Commit store.CommitInfo
+}
+
+// IngestFile reads, hashes, parses and MERGEs one file. Content already in
+// the ledger is reported as a duplicate without parsing it.
+func (m *Merger) IngestFile(ctx context.Context, path string) (Result, error) {
+	name := filepath.Base(path)
+	format, err := FormatFromName(name)
+	if err != nil {
+		return Result{File: name}, fmt.Errorf("ingest %s: %w", name, err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Result{File: name}, fmt.Errorf("ingest %s: %w", name, err)
+	}
+	sum := sha256.Sum256(data)
+	if rec, found, err := m.db.IngestedFile(sum); err != nil {
+		return Result{File: name}, fmt.Errorf("ingest %s: %w", name, err)
+	} else if found {
+		m.log.Info("file already ingested", "file", name, "as", rec.Name, "version", rec.Version)
+		return Result{File: name, Duplicate: true, Previous: rec}, nil
+	}
+	rows, err := Parse(data, name, format, m.opts)
+	if err != nil {
+		return Result{File: name}, err
+	}
+	return m.Merge(ctx, &Batch{Name: name, Path: path, Format: format, Size: int64(len(data)), SHA256: sum, Rows: rows})
+}
+
+// Merge applies a parsed batch as one commit.
+func (m *Merger) Merge(ctx context.Context, b *Batch) (Result, error) {
+	res := Result{File: b.Name, Rows: len(b.Rows)}
+	if len(b.Rows) == 0 {
+		res.Empty = true
+		m.log.Info("file has no rows; nothing to commit", "file", b.Name)
+		return res, nil
+	}
+	order := applyOrder(b.Rows)
+	meta := store.MergeMeta{
+		Source: store.Source{
+			Name:   b.Name,
+			SHA256: hex.EncodeToString(b.SHA256[:]),
+			Size:   b.Size,
+			Format: b.Format.String(),
+		},
+		SHA256:     b.SHA256,
+		SourceRows: int64(len(b.Rows)),
+		Parameters: map[string]string{"sourceRows": strconv.Itoa(len(b.Rows))},
+	}
+	ci, err := m.db.Merge(ctx, meta, func(tx *store.MergeTx) error {
+		return applyRows(tx, b.Rows, order)
+	})
+	if err != nil {
+		var dup *store.AlreadyIngestedError
+		if errors.As(err, &dup) {
+			res.Duplicate, res.Previous = true, dup.Record
+			return res, nil
+		}
+		return res, fmt.Errorf("ingest %s: %w", b.Name, err)
+	}
+	res.Version = ci.Version
+	res.Commit = ci
+	res.Stats = store.MergeStats{
+		Inserted: ci.OperationMetrics["numTargetRowsInserted"],
+		Updated:  ci.OperationMetrics["numTargetRowsUpdated"],
+		Deleted:  ci.OperationMetrics["numTargetRowsDeleted"],
+		Stale:    ci.OperationMetrics["numTargetRowsStale"],
+		NoOp:     ci.OperationMetrics["numTargetRowsNoop"],
+	}
+	m.log.Info("file merged", "file", b.Name, "version", ci.Version, "rows", len(b.Rows),
+		"inserted", res.Stats.Inserted, "updated", res.Stats.Updated, "deleted", res.Stats.Deleted,
+		"stale", res.Stats.Stale, "noop", res.Stats.NoOp)
+	return res, nil
+}
+
+// applyOrder returns row indexes sorted by (transaction_id, transaction_time),
+// file order breaking ties: the order rows must be applied in, and the key
+// order that makes the store's puts sequential.
+func applyOrder(rows []Input) []int32 {
+	order := make([]int32, len(rows))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortStableFunc(order, func(a, b int32) int {
+		ra, rb := &rows[a].Row, &rows[b].Row
+		if c := cmp.Compare(ra.TransactionID, rb.TransactionID); c != 0 {
+			return c
+		}
+		return cmp.Compare(ra.Time, rb.Time)
+	})
+	return order
+}
+
+// applyRows runs the MERGE rules for every row, grouped by transaction.
+func applyRows(tx *store.MergeTx, rows []Input, order []int32) error {
+	var (
+		state  store.RowState
+		exists bool
+		curID  string
+	)
+	for i, idx := range order {
+		in := &rows[idx]
+		id := in.Row.TransactionID
+		if i == 0 || id != curID {
+			var err error
+			if state, exists, err = tx.Current(id); err != nil {
+				return err
+			}
+			curID = id
+		}
+		if err := applyOne(tx, in, &state, &exists); err != nil {
+			return fmt.Errorf("line %d: %w", in.Pos, err)
+		}
+	}
+	return nil
+}
+
+// applyOne applies one input row to the transaction's state.
+func applyOne(tx *store.MergeTx, in *Input, st *store.RowState, exists *bool) error {
+	live := *exists && !st.Deleted
+	switch in.Op {
+	case OpDelete:
+		if !live {
+			tx.NoOp() // nothing to delete: unknown or already deleted
+			return nil
+		}
+		if in.Row.Time < st.Row.Time {
+			return tx.Stale(store.StaleRow{Pos: in.Pos, Op: in.Op.String(), Row: in.Row, StoredTime: st.Row.Time})
+		}
+		if err := tx.Delete(st.Row, in.Row.Time); err != nil {
+			return err
+		}
+		st.Deleted, st.DeletedAt = true, in.Row.Time
+		return nil
+	default:
+		switch {
+		case !*exists:
+			if err := tx.Insert(in.Row); err != nil {
+				return err
+			}
+		case st.Deleted:
+			if in.Row.Time < st.DeletedAt {
+				return tx.Stale(store.StaleRow{Pos: in.Pos, Op: in.Op.String(), Row: in.Row, StoredTime: st.DeletedAt})
+			}
+			if err := tx.Insert(in.Row); err != nil {
+				return err
+			}
+		case in.Row.Time < st.Row.Time:
+			return tx.Stale(store.StaleRow{Pos: in.Pos, Op: in.Op.String(), Row: in.Row, StoredTime: st.Row.Time})
+		case in.Row == st.Row:
+			tx.NoOp()
+			return nil
+		default:
+			if err := tx.Update(st.Row, in.Row); err != nil {
+				return err
+			}
+		}
+		*exists = true
+		st.Row, st.Deleted, st.DeletedAt = in.Row, false, 0
+		return nil
+	}
+}

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime/debug"
+
+	"github.com/spf13/cobra"
+
+	"github.com/upicdc/upicdc/agg"
+	"github.com/upicdc/upicdc/examples"
+	"github.com/upicdc/upicdc/store"
+)
+
+func newDemoCommand(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "demo",
+		Short: "Run the seed's three-batch worked example and print the aggregates after each batch",
+		Long: `Ingests the seed's three batches (examples/batches/batch{1,2,3}.csv) into a fresh store,
+runs the stream processor after each, and prints the merchant aggregates after each batch.
+Without --data-dir the store is a temporary directory removed afterwards; with --data-dir the
+directory must not hold a store yet, and is kept for you to explore (history, changes, txn).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			dir := a.cfg.DataDir
+			if !cmd.Flags().Changed("data-dir") {
+				tmp, err := os.MkdirTemp("", "upicdc-demo-")
+				if err != nil {
+					return fmt.Errorf("demo: %w", err)
+				}
+				defer os.RemoveAll(tmp)
+				dir = tmp
+			} else if _, err := os.Stat(filepath.Join(dir, store.FileName)); err == nil {
+				return fmt.Errorf("demo: %s already holds a store; the demo needs a fresh data dir", dir)
+			}
+			a.cfg.DataDir = dir
+			db, err := a.openStore(false)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			m, p := a.merger(db), a.processor(db)
+			batchDir := filepath.Join(dir, "demo-batches")
+			if err := os.MkdirAll(batchDir, 0o750); err != nil {
+				return fmt.Errorf("demo: %w", err)
+			}
+			all := &result{columns: []string{"batch", "merchant_id", "total_sales", "total_refunds", "net_sales"}}
+			for i, name := range examples.SeedBatches() {
+				data, err := fs.ReadFile(examples.Batches, name)
+				if err != nil {
+					return fmt.Errorf("demo: %w", err)
+				}
+				file := filepath.Join(batchDir, path.Base(name))
+				if err := os.WriteFile(file, data, 0o640); err != nil {
+					return fmt.Errorf("demo: %w", err)
+				}
+				res, err := m.IngestFile(cmd.Context(), file)
+				if err != nil {
+					return err
+				}
+				if _, err := p.RunAvailableNow(cmd.Context()); err != nil {
+					return err
+				}
+				rows, aggVersion, err := db.Aggregates(-1)
+				if err != nil {
+					return err
+				}
+				table := &result{columns: all.columns[1:]}
+				for _, x := range rows {
+					cells := []cell{str(x.MerchantID), money(x.TotalSales), money(x.TotalRefunds), money(x.NetSales)}
+					table.add(cells...)
+					all.add(append([]cell{num(int64(i + 1))}, cells...)...)
+				}
+				if a.format == formatTable {
+					fmt.Fprintf(a.stdout, "Batch %d: %s -> %s version %d, %s version %d\n\n",
+						i+1, path.Base(name), store.RawTable, res.Version, store.AggTable, aggVersion)
+					if err := a.print(table); err != nil {
+						return err
+					}
+					fmt.Fprintln(a.stdout)
+				}
+			}
+			if a.format != formatTable {
+				return a.print(all)
+			}
+			return nil
+		},
+	}
+}
+
+// errDifferences makes reconcile exit non-zero when tables disagree.
+var errDifferences = errors.New("the stored tables differ from the recomputation")
+
+func newReconcileCommand(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "reconcile",
+		Short: "Recompute the aggregates from the raw table's whole change feed and compare; exit 1 on any difference",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			db, err := a.openStore(true)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			rep, err := agg.Reconcile(cmd.Context(), db, a.cfg.Stream.Name)
+			if err != nil {
+				return err
+			}
+			out := &result{columns: []string{"table", "key", "column", "stored", "expected"}}
+			for _, d := range rep.Differences {
+				out.add(str(string(d.Table)), str(d.Key), str(d.Column), str(d.Stored), str(d.Expected))
+			}
+			if a.format == formatTable {
+				fmt.Fprintf(a.stdout, "stream %s: recomputed raw versions 1..%d (%d change rows, %d transactions, %d merchants) against %s version %d: %d difference(s)\n",
+					rep.Stream, rep.RawVersion, rep.ChangeRows, rep.Transactions, rep.Merchants, store.AggTable, rep.AggVersion, len(rep.Differences))
+				if !rep.OK() {
+					if err := a.print(out); err != nil {
+						return err
+					}
+				}
+			} else if err := a.print(out); err != nil {
+				return err
+			}
+			if !rep.OK() {
+				return fmt.Errorf("reconcile: %w (%d)", errDifferences, len(rep.Differences))
+			}
+			return nil
+		},
+	}
+}
+
+func newConfigCommand(a *app) *cobra.Command {
+	cmd := &cobra.Command{Use: "config", Short: "Inspect the configuration"}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "show",
+		Short: "Print the effective configuration (defaults < file < UPICDC_* env < flags)",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			out := &result{columns: []string{"key", "value"}}
+			for _, s := range a.cfg.Settings() {
+				out.add(str(s.Key), str(s.Value))
+			}
+			return a.print(out)
+		},
+	})
+	return cmd
+}
+
+func newVersionCommand(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:         "version",
+		Short:       "Print the build's version",
+		Args:        cobra.NoArgs,
+		Annotations: map[string]string{"noConfig": "true"},
+		RunE: func(*cobra.Command, []string) error {
+			v, goVersion := "(devel)", ""
+			if bi, ok := debug.ReadBuildInfo(); ok {
+				goVersion = bi.GoVersion
+				if bi.Main.Version != "" {
+					v = bi.Main.Version
+				}
+				for _, s := range bi.Settings {
+					if s.Key == "vcs.revision" {
+						v += " " + s.Value
+					}
+				}
+			}
+			_, err := fmt.Fprintf(a.stdout, "upicdc %s %s\n", v, goVersion)
+			return err
+		},
+	}
+}

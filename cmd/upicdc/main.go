@@ -1,0 +1,22 @@
+// Command upicdc MERGEs UPI transaction batch files into a versioned table
+// with a change data feed and keeps exactly-once merchant aggregates.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	root := newRootCommand(os.Stdout, os.Stderr, os.LookupEnv)
+	err := root.ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "upicdc: %s\n", oneLine(err))
+		os.Exit(exitCode(err))
+	}
+}

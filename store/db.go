@@ -1,0 +1,349 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// FileName is the bbolt file's name inside the data directory.
+const FileName = "upicdc.db"
+
+const formatVersion = "1"
+
+var (
+	bucketMeta    = []byte("meta")
+	bucketTables  = []byte("tables")
+	bucketFiles   = []byte("files")
+	bucketStreams = []byte("streams")
+
+	subLog   = []byte("log")
+	subHist  = []byte("hist")
+	subCDF   = []byte("cdf")
+	subStale = []byte("stale")
+
+	subCheckpoint = []byte("checkpoint")
+	subContrib    = []byte("contrib")
+
+	keyFormat = []byte("format")
+)
+
+// Options configures Open.
+type Options struct {
+	// Timeout is how long Open waits for another process's file lock
+	// (default 1s). Then it fails with ErrLocked instead of hanging.
+	Timeout time.Duration
+	// ReadOnly opens the file with a shared lock and never writes; the file
+	// must exist.
+	ReadOnly bool
+	// Now is the clock for commit timestamps (default time.Now).
+	Now func() time.Time
+	// Logger receives store events (default: discard).
+	Logger *slog.Logger
+}
+
+// DB is an open store.
+type DB struct {
+	bolt *bolt.DB
+	path string
+	now  func() time.Time
+	log  *slog.Logger
+}
+
+// Open opens (creating if needed, unless read-only) the store in dataDir.
+// A new store gets version 0 (CREATE TABLE) of both tables.
+func Open(dataDir string, opts Options) (*DB, error) {
+	if opts.Timeout <= 0 {
+		opts.Timeout = time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	path := filepath.Join(dataDir, FileName)
+	if opts.ReadOnly {
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("open store %s: %w", path, ErrNoStore)
+		}
+	} else if err := os.MkdirAll(dataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("open store: create data dir: %w", err)
+	}
+	bdb, err := bolt.Open(path, 0o640, &bolt.Options{
+		Timeout:  opts.Timeout,
+		ReadOnly: opts.ReadOnly,
+		// The freelist is rebuilt on open instead of being written on every
+		// commit: a big file's freelist would otherwise cost each commit.
+		NoFreelistSync: true,
+		FreelistType:   bolt.FreelistMapType,
+	})
+	if err != nil {
+		if errors.Is(err, berrors.ErrTimeout) {
+			return nil, fmt.Errorf("open store %s: %w", path, ErrLocked)
+		}
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	db := &DB{bolt: bdb, path: path, now: opts.Now, log: opts.Logger}
+	if opts.ReadOnly {
+		err = db.checkFormat()
+	} else {
+		err = db.init()
+	}
+	if err != nil {
+		_ = bdb.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// Path returns the bbolt file's path.
+func (db *DB) Path() string { return db.path }
+
+// Close closes the file.
+func (db *DB) Close() error {
+	if err := db.bolt.Close(); err != nil {
+		return fmt.Errorf("close store: %w", err)
+	}
+	return nil
+}
+
+func (db *DB) checkFormat() error {
+	return db.bolt.View(func(tx *bolt.Tx) error {
+		m := tx.Bucket(bucketMeta)
+		if m == nil {
+			return fmt.Errorf("%w: not initialised", ErrFormat)
+		}
+		if f := m.Get(keyFormat); string(f) != formatVersion {
+			return fmt.Errorf("%w %q (this binary reads %q)", ErrFormat, f, formatVersion)
+		}
+		return nil
+	})
+}
+
+// init creates the buckets and version 0 of each table, once.
+func (db *DB) init() error {
+	return db.bolt.Update(func(tx *bolt.Tx) error {
+		m, err := tx.CreateBucketIfNotExists(bucketMeta)
+		if err != nil {
+			return err
+		}
+		if f := m.Get(keyFormat); f != nil {
+			if string(f) != formatVersion {
+				return fmt.Errorf("%w %q (this binary reads %q)", ErrFormat, f, formatVersion)
+			}
+			return nil
+		}
+		if err := m.Put(keyFormat, []byte(formatVersion)); err != nil {
+			return err
+		}
+		for _, b := range [][]byte{bucketFiles, bucketStreams} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		tables, err := tx.CreateBucketIfNotExists(bucketTables)
+		if err != nil {
+			return err
+		}
+		ts := db.now().UnixMilli()
+		for _, t := range Tables() {
+			tb, err := tables.CreateBucket([]byte(t))
+			if err != nil {
+				return fmt.Errorf("create table %s: %w", t, err)
+			}
+			for _, sub := range [][]byte{subLog, subHist, subCDF, subStale} {
+				if _, err := tb.CreateBucket(sub); err != nil {
+					return err
+				}
+			}
+			key := "transaction_id"
+			if t == AggTable {
+				key = "merchant_id"
+			}
+			ci := CommitInfo{
+				Version:   0,
+				Timestamp: ts,
+				Operation: "CREATE TABLE",
+				OperationParameters: map[string]string{
+					"primaryKey":                 key,
+					"delta.enableChangeDataFeed": "true",
+				},
+				OperationMetrics: map[string]int64{},
+			}
+			if err := putCommit(tb, ci); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// tableBucket returns a table's bucket inside tx.
+func tableBucket(tx *bolt.Tx, t Table) (*bolt.Bucket, error) {
+	tables := tx.Bucket(bucketTables)
+	if tables == nil {
+		return nil, fmt.Errorf("%w: no tables bucket", ErrCorrupt)
+	}
+	b := tables.Bucket([]byte(t))
+	if b == nil {
+		return nil, fmt.Errorf("%w %q", ErrUnknownTable, t)
+	}
+	return b, nil
+}
+
+func putCommit(tb *bolt.Bucket, ci CommitInfo) error {
+	data, err := json.Marshal(ci)
+	if err != nil {
+		return fmt.Errorf("encode commit %d: %w", ci.Version, err)
+	}
+	lb := tb.Bucket(subLog)
+	lb.FillPercent = 1.0 // append-only
+	return lb.Put(be64(ci.Version), data)
+}
+
+// lastCommit returns the newest commit of a table bucket.
+func lastCommit(tb *bolt.Bucket) (CommitInfo, error) {
+	k, v := tb.Bucket(subLog).Cursor().Last()
+	if k == nil {
+		return CommitInfo{}, fmt.Errorf("%w: empty commit log", ErrCorrupt)
+	}
+	return decodeCommit(v)
+}
+
+func getCommit(tb *bolt.Bucket, version int64) (CommitInfo, error) {
+	v := tb.Bucket(subLog).Get(be64(version))
+	if v == nil {
+		return CommitInfo{}, fmt.Errorf("version %d: %w", version, ErrVersionNotFound)
+	}
+	return decodeCommit(v)
+}
+
+func decodeCommit(v []byte) (CommitInfo, error) {
+	var ci CommitInfo
+	if err := json.NewDecoder(bytes.NewReader(v)).Decode(&ci); err != nil {
+		return ci, fmt.Errorf("%w: commit info: %v", ErrCorrupt, err)
+	}
+	return ci, nil
+}
+
+// nextTimestamp returns a commit timestamp strictly after prev: commit
+// timestamps must increase with versions for time travel to be well defined.
+func (db *DB) nextTimestamp(prev int64) int64 {
+	ts := db.now().UnixMilli()
+	if ts <= prev {
+		ts = prev + 1
+	}
+	return ts
+}
+
+// LatestVersion returns a table's newest version.
+func (db *DB) LatestVersion(t Table) (int64, error) {
+	var v int64
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		tb, err := tableBucket(tx, t)
+		if err != nil {
+			return err
+		}
+		k, _ := tb.Bucket(subLog).Cursor().Last()
+		if k == nil {
+			return fmt.Errorf("%w: %s has no commits", ErrCorrupt, t)
+		}
+		v = int64(beUint(k))
+		return nil
+	})
+	return v, err
+}
+
+// History returns a table's commits, oldest first.
+func (db *DB) History(t Table) ([]CommitInfo, error) {
+	var out []CommitInfo
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		tb, err := tableBucket(tx, t)
+		if err != nil {
+			return err
+		}
+		return tb.Bucket(subLog).ForEach(func(_, v []byte) error {
+			ci, err := decodeCommit(v)
+			if err != nil {
+				return err
+			}
+			out = append(out, ci)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("history %s: %w", t, err)
+	}
+	return out, nil
+}
+
+// Commit returns one commit of a table.
+func (db *DB) Commit(t Table, version int64) (CommitInfo, error) {
+	var ci CommitInfo
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		tb, err := tableBucket(tx, t)
+		if err != nil {
+			return err
+		}
+		ci, err = getCommit(tb, version)
+		return err
+	})
+	return ci, err
+}
+
+// IngestedFile looks a file's content up in the ledger.
+func (db *DB) IngestedFile(sha [32]byte) (FileRecord, bool, error) {
+	var rec FileRecord
+	var found bool
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketFiles).Get(sha[:])
+		if v == nil {
+			return nil
+		}
+		found = true
+		return json.Unmarshal(v, &rec)
+	})
+	return rec, found, err
+}
+
+// Check runs bbolt's consistency check over the whole file.
+func (db *DB) Check(ctx context.Context) error {
+	return db.bolt.View(func(tx *bolt.Tx) error {
+		var first error
+		for err := range tx.Check() { // drain: Check's goroutine sends until done
+			if first == nil {
+				first = fmt.Errorf("%w: %v", ErrCorrupt, err)
+			}
+		}
+		if first != nil {
+			return first
+		}
+		return ctx.Err()
+	})
+}
+
+func beUint(b []byte) uint64 {
+	var v uint64
+	for _, c := range b[:8] {
+		v = v<<8 | uint64(c)
+	}
+	return v
+}
+
+func jsonUnmarshal(v []byte, dst any) error {
+	if err := json.Unmarshal(v, dst); err != nil {
+		return fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	return nil
+}

@@ -1,0 +1,247 @@
+package store
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// MergeMeta describes the batch a MERGE applies.
+type MergeMeta struct {
+	Source Source
+	SHA256 [32]byte
+	// SourceRows is the number of data rows in the file.
+	SourceRows int64
+	// Parameters are extra operationParameters for the commit log.
+	Parameters map[string]string
+}
+
+// AlreadyIngestedError is returned by Merge for content already in the ledger.
+type AlreadyIngestedError struct{ Record FileRecord }
+
+func (e *AlreadyIngestedError) Error() string {
+	return fmt.Sprintf("%v: same sha256 as %q, merged as version %d", ErrAlreadyIngested, e.Record.Name, e.Record.Version)
+}
+
+// Is makes errors.Is(err, ErrAlreadyIngested) true.
+func (e *AlreadyIngestedError) Is(target error) bool { return target == ErrAlreadyIngested }
+
+// RowState is the newest image of a raw row.
+type RowState struct {
+	Row       Row
+	Version   int64
+	Deleted   bool
+	DeletedAt int64 // transaction_time of the delete, when Deleted
+}
+
+// MergeStats counts what a MERGE did.
+type MergeStats struct {
+	Inserted, Updated, Deleted, Stale, NoOp int64
+}
+
+// MergeTx is one MERGE inside one bbolt write transaction. Rows must be
+// written in non-decreasing transaction_id order (sorted puts are what make
+// a big MERGE fast in a B+tree); a transaction stepped several times in one
+// file gets one image per step.
+type MergeTx struct {
+	ctx     context.Context
+	version int64
+	hist    *bolt.Bucket
+	cur     *bolt.Cursor
+	cdf     *chunkWriter
+	stale   *chunkWriter
+	lastID  string
+	step    uint32
+	started bool
+	stats   MergeStats
+}
+
+// Version is the version this MERGE commits.
+func (m *MergeTx) Version() int64 { return m.version }
+
+// Stats returns the counts so far.
+func (m *MergeTx) Stats() MergeStats { return m.stats }
+
+// Current returns the newest image of transaction id, if it has any.
+func (m *MergeTx) Current(id string) (RowState, bool, error) {
+	k, v := latestImage(m.cur, id, m.version)
+	if k == nil {
+		return RowState{}, false, nil
+	}
+	_, ver, _, _ := splitHistKey(k)
+	r, del, at, err := decodeRawHist(id, v)
+	if err != nil {
+		return RowState{}, false, fmt.Errorf("transaction %q: %w", id, err)
+	}
+	return RowState{Row: r, Version: ver, Deleted: del, DeletedAt: at}, true, nil
+}
+
+func (m *MergeTx) nextStep(id string) (uint32, error) {
+	switch {
+	case !m.started || id > m.lastID:
+		m.started, m.lastID, m.step = true, id, 0
+	case id == m.lastID:
+		m.step++
+	default:
+		return 0, fmt.Errorf("%w: %q after %q", ErrOutOfOrder, id, m.lastID)
+	}
+	if m.step%4096 == 0 {
+		if err := m.ctx.Err(); err != nil {
+			return 0, err
+		}
+	}
+	return m.step, nil
+}
+
+func (m *MergeTx) putImage(r *Row, deleted bool, at int64) error {
+	step, err := m.nextStep(r.TransactionID)
+	if err != nil {
+		return err
+	}
+	k := histKey(make([]byte, 0, len(r.TransactionID)+13), r.TransactionID, m.version, step)
+	if err := m.hist.Put(k, encodeRawHist(r, deleted, at)); err != nil {
+		return fmt.Errorf("transaction %q: %w", r.TransactionID, err)
+	}
+	return nil
+}
+
+func (m *MergeTx) change(t ChangeType, r *Row) error {
+	m.cdf.enc.rawChange(t, r)
+	return m.cdf.next()
+}
+
+// Insert adds a new row (or re-inserts a deleted one).
+func (m *MergeTx) Insert(r Row) error {
+	if err := m.putImage(&r, false, 0); err != nil {
+		return err
+	}
+	m.stats.Inserted++
+	return m.change(Insert, &r)
+}
+
+// Update replaces before by after.
+func (m *MergeTx) Update(before, after Row) error {
+	if err := m.putImage(&after, false, 0); err != nil {
+		return err
+	}
+	m.stats.Updated++
+	if err := m.change(UpdatePreimage, &before); err != nil {
+		return err
+	}
+	return m.change(UpdatePostimage, &after)
+}
+
+// Delete removes the row whose last image is before; at is the delete's
+// transaction_time, kept so an older resend cannot resurrect the row.
+func (m *MergeTx) Delete(before Row, at int64) error {
+	if err := m.putImage(&before, true, at); err != nil {
+		return err
+	}
+	m.stats.Deleted++
+	return m.change(Delete, &before)
+}
+
+// Stale records an input row skipped because the stored row is newer.
+func (m *MergeTx) Stale(s StaleRow) error {
+	m.stats.Stale++
+	m.stale.enc.staleRow(&s)
+	return m.stale.next()
+}
+
+// NoOp counts an input row that changed nothing.
+func (m *MergeTx) NoOp() { m.stats.NoOp++ }
+
+// Merge runs fn as one MERGE commit of the raw table: the rows, the change
+// feed, the stale-row audit, the commit log entry and the file ledger entry
+// are written in one bbolt transaction, so a crash leaves all or nothing.
+// Content whose sha256 is in the ledger returns *AlreadyIngestedError.
+func (db *DB) Merge(ctx context.Context, meta MergeMeta, fn func(*MergeTx) error) (CommitInfo, error) {
+	var ci CommitInfo
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		files := tx.Bucket(bucketFiles)
+		if v := files.Get(meta.SHA256[:]); v != nil {
+			var rec FileRecord
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return fmt.Errorf("%w: ledger entry: %v", ErrCorrupt, err)
+			}
+			return &AlreadyIngestedError{Record: rec}
+		}
+		tb, err := tableBucket(tx, RawTable)
+		if err != nil {
+			return err
+		}
+		last, err := lastCommit(tb)
+		if err != nil {
+			return err
+		}
+		hist := tb.Bucket(subHist)
+		m := &MergeTx{
+			ctx:     ctx,
+			version: last.Version + 1,
+			hist:    hist,
+			cur:     hist.Cursor(),
+			cdf:     newChunkWriter(tb.Bucket(subCDF), last.Version+1),
+			stale:   newChunkWriter(tb.Bucket(subStale), last.Version+1),
+		}
+		if err := fn(m); err != nil {
+			return err
+		}
+		if err := m.cdf.flush(); err != nil {
+			return err
+		}
+		if err := m.stale.flush(); err != nil {
+			return err
+		}
+		s := m.stats
+		params := map[string]string{
+			"predicate":  "target.transaction_id = source.transaction_id",
+			"sourceFile": meta.Source.Name,
+		}
+		maps.Copy(params, meta.Parameters)
+		ci = CommitInfo{
+			Version:             m.version,
+			Timestamp:           db.nextTimestamp(last.Timestamp),
+			Operation:           "MERGE",
+			OperationParameters: params,
+			OperationMetrics: map[string]int64{
+				"numSourceRows":           meta.SourceRows,
+				"numTargetRowsInserted":   s.Inserted,
+				"numTargetRowsUpdated":    s.Updated,
+				"numTargetRowsDeleted":    s.Deleted,
+				"numTargetRowsStale":      s.Stale,
+				"numTargetRowsNoop":       s.NoOp,
+				"numOutputRows":           s.Inserted + s.Updated,
+				"numTargetChangeFileRows": m.cdf.rows,
+			},
+			Source: &meta.Source,
+		}
+		if err := putCommit(tb, ci); err != nil {
+			return err
+		}
+		rec, err := json.Marshal(FileRecord{
+			SHA256:     hex.EncodeToString(meta.SHA256[:]),
+			Name:       meta.Source.Name,
+			Size:       meta.Source.Size,
+			Version:    m.version,
+			IngestedAt: ci.Timestamp,
+		})
+		if err != nil {
+			return err
+		}
+		return files.Put(meta.SHA256[:], rec)
+	})
+	if err != nil {
+		var already *AlreadyIngestedError
+		if errors.As(err, &already) {
+			return CommitInfo{}, err
+		}
+		return CommitInfo{}, fmt.Errorf("merge %s: %w", meta.Source.Name, err)
+	}
+	db.log.Debug("merged", "file", meta.Source.Name, "version", ci.Version, "metrics", ci.OperationMetrics)
+	return ci, nil
+}
