@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/upicdc/upicdc/store"
 )
@@ -127,12 +128,17 @@ func applyOrder(rows []Input) []int32 {
 	for i := range order {
 		order[i] = int32(i)
 	}
-	slices.SortStableFunc(order, func(a, b int32) int {
+	// An unstable sort with the file position as last key is the same order
+	// as a stable sort, and several times faster on 100k rows.
+	slices.SortFunc(order, func(a, b int32) int {
 		ra, rb := &rows[a].Row, &rows[b].Row
-		if c := cmp.Compare(ra.TransactionID, rb.TransactionID); c != 0 {
+		if c := strings.Compare(ra.TransactionID, rb.TransactionID); c != 0 {
 			return c
 		}
-		return cmp.Compare(ra.Time, rb.Time)
+		if c := cmp.Compare(ra.Time, rb.Time); c != 0 {
+			return c
+		}
+		return cmp.Compare(a, b)
 	})
 	return order
 }

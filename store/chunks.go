@@ -69,24 +69,58 @@ func forChunks(ctx context.Context, b *bolt.Bucket, from, to int64, fn func(vers
 	return nil
 }
 
-// Raw change record: type, transaction id, row body.
-func (e *encoder) rawChange(t ChangeType, r *Row) {
+// pos is where the next record will start.
+func (w *chunkWriter) pos() imageRef {
+	return imageRef{version: w.version, chunk: w.n, offset: uint32(len(w.enc.b))}
+}
+
+// Raw change record: type, flags, transaction id, row body, then for
+// insert/update_postimage/delete the pointer to the transaction's previous
+// image record (if any), and for delete the delete's transaction_time.
+func (e *encoder) rawChange(t ChangeType, r *Row, prev *imageRef, deletedAt int64) {
 	e.byte(byte(t))
+	var flags byte
+	if prev != nil {
+		flags |= flagHasPrev
+	}
+	e.byte(flags)
 	e.str(r.TransactionID)
 	e.rowBody(r)
+	if prev != nil {
+		e.ref(*prev)
+	}
+	if t == Delete {
+		e.int(deletedAt)
+	}
+}
+
+func (d *decoder) rawRecord() (rawImage, error) {
+	var img rawImage
+	img.typ = ChangeType(d.byte())
+	flags := d.byte()
+	img.row.TransactionID = d.str()
+	d.rowBody(&img.row)
+	if flags&flagHasPrev != 0 {
+		img.hasPrev = true
+		img.prev = d.ref()
+	}
+	if img.typ == Delete {
+		img.deletedAt = d.int()
+	}
+	if d.err == nil && (img.typ < Insert || img.typ > Delete) {
+		d.err = fmt.Errorf("%w: change type %d", ErrCorrupt, img.typ)
+	}
+	return img, d.err
 }
 
 func decodeRawChunk(chunk []byte, fn func(ChangeType, Row) error) error {
 	d := decoder{b: chunk}
 	for len(d.b) > 0 {
-		t := ChangeType(d.byte())
-		var r Row
-		r.TransactionID = d.str()
-		d.rowBody(&r)
-		if d.err != nil {
-			return d.err
+		img, err := d.rawRecord()
+		if err != nil {
+			return err
 		}
-		if err := fn(t, r); err != nil {
+		if err := fn(img.typ, img.row); err != nil {
 			return err
 		}
 	}

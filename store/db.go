@@ -28,6 +28,7 @@ var (
 	bucketStreams = []byte("streams")
 
 	subLog   = []byte("log")
+	subRows  = []byte("rows")
 	subHist  = []byte("hist")
 	subCDF   = []byte("cdf")
 	subStale = []byte("stale")
@@ -162,7 +163,7 @@ func (db *DB) init() error {
 			if err != nil {
 				return fmt.Errorf("create table %s: %w", t, err)
 			}
-			for _, sub := range [][]byte{subLog, subHist, subCDF, subStale} {
+			for _, sub := range [][]byte{subLog, subRows, subHist, subCDF, subStale} {
 				if _, err := tb.CreateBucket(sub); err != nil {
 					return err
 				}

@@ -122,7 +122,7 @@ func (p *ProcessTx) PutContribution(id string, c Contribution) error {
 
 // Aggregate returns a merchant's current aggregate row.
 func (p *ProcessTx) Aggregate(merchantID string) (Aggregate, bool, error) {
-	k, v := latestImage(p.histCur, merchantID, p.aggVersion)
+	k, v := latestImage(p.histCur, nil, merchantID, p.aggVersion)
 	if k == nil {
 		return Aggregate{}, false, nil
 	}

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -10,7 +9,8 @@ import (
 )
 
 // TxnHistory returns every image of one transaction, oldest first, with
-// commit timestamps. It is a key-range read, not a scan.
+// commit timestamps: one rows lookup, then one change-feed chunk lookup per
+// image (following each record's pointer to the previous one).
 func (db *DB) TxnHistory(id string) ([]RowVersion, error) {
 	var out []RowVersion
 	err := db.bolt.View(func(tx *bolt.Tx) error {
@@ -18,31 +18,40 @@ func (db *DB) TxnHistory(id string) ([]RowVersion, error) {
 		if err != nil {
 			return err
 		}
+		v := tb.Bucket(subRows).Get([]byte(id))
+		if v == nil {
+			return ErrNotFound
+		}
+		cur, err := decodeRawCurrent(id, v)
+		if err != nil {
+			return err
+		}
+		cdf := tb.Bucket(subCDF)
 		ts := commitTimes(tb)
-		prefix := append([]byte(id), 0)
-		c := tb.Bucket(subHist).Cursor()
-		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			_, ver, step, ok := splitHistKey(k)
-			if !ok || len(k) != len(prefix)+12 {
-				continue
-			}
-			r, del, at, err := decodeRawHist(id, v)
+		at, ok := cur.at, true
+		for ok {
+			img, err := readImage(cdf, at)
 			if err != nil {
 				return err
 			}
-			t, err := ts(ver)
+			t, err := ts(at.version)
 			if err != nil {
 				return err
 			}
-			out = append(out, RowVersion{Version: ver, Step: step, Timestamp: t, Deleted: del, DeletedAt: at, Row: r})
+			out = append(out, RowVersion{Version: at.version, Timestamp: t,
+				Deleted: img.deleted(), DeletedAt: img.deletedAt, Row: img.row})
+			at, ok = img.prev, img.hasPrev
+		}
+		slices.Reverse(out)
+		for i := 1; i < len(out); i++ {
+			if out[i].Version == out[i-1].Version {
+				out[i].Step = out[i-1].Step + 1
+			}
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("transaction %q: %w", id, err)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("transaction %q: %w", id, ErrNotFound)
 	}
 	return out, nil
 }
@@ -101,7 +110,7 @@ func (db *DB) Aggregate(merchantID string) (Aggregate, error) {
 		if err != nil {
 			return err
 		}
-		k, v := latestImage(tb.Bucket(subHist).Cursor(), merchantID, last.Version)
+		k, v := latestImage(tb.Bucket(subHist).Cursor(), nil, merchantID, last.Version)
 		if k == nil {
 			return ErrNotFound
 		}
@@ -115,7 +124,8 @@ func (db *DB) Aggregate(merchantID string) (Aggregate, error) {
 }
 
 // ScanRows calls fn with every live row of the raw table at version (< 0:
-// latest) in transaction_id order, and returns the version read.
+// latest) in transaction_id order, and returns the version read. Reading an
+// old version walks each changed row's history back.
 func (db *DB) ScanRows(ctx context.Context, version int64, fn func(Row) error) (int64, error) {
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		tb, err := tableBucket(tx, RawTable)
@@ -125,19 +135,32 @@ func (db *DB) ScanRows(ctx context.Context, version int64, fn func(Row) error) (
 		if version, err = resolveVersion(tb, version); err != nil {
 			return err
 		}
+		cdf := tb.Bucket(subCDF)
+		c := tb.Bucket(subRows).Cursor()
 		n := 0
-		return scanLatest(tb.Bucket(subHist), version, func(key string, _, v []byte) error {
+		for k, v := c.First(); k != nil; k, v = c.Next() {
 			if n++; n%4096 == 0 {
 				if err := ctx.Err(); err != nil {
 					return err
 				}
 			}
-			r, del, _, err := decodeRawHist(key, v)
-			if err != nil || del {
+			id := string(k)
+			cur, err := decodeRawCurrent(id, v)
+			if err != nil {
 				return err
 			}
-			return fn(r)
-		})
+			img, ok, err := imageAt(cdf, cur, version)
+			if err != nil {
+				return err
+			}
+			if !ok || img.deleted() {
+				continue
+			}
+			if err := fn(img.row); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("read %s: %w", RawTable, err)

@@ -1,0 +1,262 @@
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+)
+
+// Config is upicdc's whole configuration. The mapstructure tags are the keys
+// used in files, in UPICDC_* environment variables and in `upicdc config show`.
+type Config struct {
+	// DataDir holds the bbolt file and, by default, the inbox and the export.
+	DataDir string `mapstructure:"data_dir"`
+	// Log configures the process's slog logger.
+	Log LogConfig `mapstructure:"log"`
+	// Input says how input files are read.
+	Input InputConfig `mapstructure:"input"`
+	// Inbox is the directory the daemon watches for new files.
+	Inbox InboxConfig `mapstructure:"inbox"`
+	// Stream configures the stream processor that maintains the aggregates.
+	Stream StreamConfig `mapstructure:"stream"`
+	// Export configures the Delta Lake export.
+	Export ExportConfig `mapstructure:"export"`
+	// HTTP configures the daemon's HTTP API.
+	HTTP HTTPConfig `mapstructure:"http"`
+	// ShutdownTimeout bounds how long the daemon waits for work in progress
+	// (the current micro-batch, HTTP requests) after SIGTERM.
+	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+}
+
+// LogConfig configures logging.
+type LogConfig struct {
+	// Level is debug, info, warn or error (any case).
+	Level string `mapstructure:"level"`
+	// Format is text or json.
+	Format string `mapstructure:"format"`
+}
+
+// InputConfig says how input files are read.
+type InputConfig struct {
+	// Timezone is the IANA name of the zone used for timestamps that carry no
+	// zone, such as "2024-12-21 10:00:00".
+	Timezone string `mapstructure:"timezone"`
+}
+
+// InboxConfig configures the inbox watcher.
+type InboxConfig struct {
+	// Dir is the inbox directory; "" means <data_dir>/inbox (see Config.InboxDir).
+	Dir string `mapstructure:"dir"`
+	// PollInterval is how often the inbox is rescanned, as a safety net for
+	// file-system events that were missed.
+	PollInterval time.Duration `mapstructure:"poll_interval"`
+}
+
+// StreamConfig configures the stream processor.
+type StreamConfig struct {
+	// Name is the stream's checkpoint name and its Delta txn appId.
+	Name string `mapstructure:"name"`
+	// Trigger says when micro-batches run; see ParseTrigger.
+	Trigger string `mapstructure:"trigger"`
+	// MaxVersionsPerTrigger caps how many raw table versions one micro-batch reads.
+	MaxVersionsPerTrigger int `mapstructure:"max_versions_per_trigger"`
+}
+
+// ExportConfig configures the Delta Lake export.
+type ExportConfig struct {
+	// Dir is where the Delta tables are written; "" means <data_dir>/export
+	// (see Config.ExportDir).
+	Dir string `mapstructure:"dir"`
+	// Schedule is a cron spec for periodic exports; "" turns them off.
+	Schedule string `mapstructure:"schedule"`
+}
+
+// HTTPConfig configures the HTTP API.
+type HTTPConfig struct {
+	// Listen is the host:port the API listens on; port 0 picks a free port.
+	Listen string `mapstructure:"listen"`
+}
+
+// Setting is one configuration key and its value as text, as listed by
+// `upicdc config show`.
+type Setting struct {
+	Key   string
+	Value string
+}
+
+// Default returns the configuration used for every key that is not set.
+func Default() Config {
+	return Config{
+		DataDir: "./upicdc-data",
+		Log:     LogConfig{Level: "info", Format: "text"},
+		Input:   InputConfig{Timezone: "UTC"},
+		Inbox:   InboxConfig{Dir: "", PollInterval: 10 * time.Second},
+		Stream: StreamConfig{
+			Name:                  "merchant_aggregates",
+			Trigger:               "5s",
+			MaxVersionsPerTrigger: 100,
+		},
+		Export:          ExportConfig{Dir: "", Schedule: ""},
+		HTTP:            HTTPConfig{Listen: "127.0.0.1:8080"},
+		ShutdownTimeout: 30 * time.Second,
+	}
+}
+
+// InboxDir returns the inbox directory: inbox.dir, or <data_dir>/inbox when
+// inbox.dir is empty.
+func (c Config) InboxDir() string {
+	if c.Inbox.Dir != "" {
+		return c.Inbox.Dir
+	}
+	return filepath.Join(c.DataDir, "inbox")
+}
+
+// ExportDir returns the export directory: export.dir, or <data_dir>/export
+// when export.dir is empty.
+func (c Config) ExportDir() string {
+	if c.Export.Dir != "" {
+		return c.Export.Dir
+	}
+	return filepath.Join(c.DataDir, "export")
+}
+
+// Location loads input.timezone.
+func (c Config) Location() (*time.Location, error) {
+	loc, err := loadLocation(c.Input.Timezone)
+	if err != nil {
+		return nil, &FieldError{Key: "input.timezone", Err: err}
+	}
+	return loc, nil
+}
+
+// StreamTrigger parses stream.trigger.
+func (c Config) StreamTrigger() (Trigger, error) {
+	t, err := ParseTrigger(c.Stream.Trigger)
+	if err != nil {
+		return Trigger{}, &FieldError{Key: "stream.trigger", Err: err}
+	}
+	return t, nil
+}
+
+// ExportSchedule parses export.schedule; a nil schedule means periodic
+// exports are off.
+func (c Config) ExportSchedule() (cron.Schedule, error) {
+	s, err := ParseSchedule(c.Export.Schedule)
+	if err != nil {
+		return nil, &FieldError{Key: "export.schedule", Err: err}
+	}
+	return s, nil
+}
+
+// SlogLevel returns log.level as a slog.Level; a level that Validate would
+// refuse is reported as slog.LevelInfo.
+func (l LogConfig) SlogLevel() slog.Level {
+	switch strings.ToLower(l.Level) {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	default:
+		return slog.LevelInfo
+	}
+}
+
+// Settings returns every key with its value, in the order of the Config
+// struct. Durations are written as Go durations ("10s"), so every value can be
+// fed back through a file, the environment or a flag. inbox.dir and
+// export.dir are listed as set (empty by default); InboxDir and ExportDir
+// resolve them.
+func (c Config) Settings() []Setting {
+	ls := leaves()
+	out := make([]Setting, 0, len(ls))
+	for _, l := range ls {
+		out = append(out, Setting{Key: l.key, Value: l.format(c)})
+	}
+	return out
+}
+
+// leafKind is the type of a configuration key's value.
+type leafKind int
+
+const (
+	kindString leafKind = iota
+	kindInt
+	kindDuration
+)
+
+// leaf is one configuration key, found by walking Config's mapstructure tags,
+// so the list of keys (for defaults, the environment, unknown-key checks and
+// Settings) cannot drift from the struct.
+type leaf struct {
+	key   string // "stream.trigger"
+	index []int  // field index path for reflect.Value.FieldByIndex
+	kind  leafKind
+}
+
+var durationType = reflect.TypeFor[time.Duration]()
+
+// leaves lists Config's keys in struct order. It is computed on each call
+// (it is cheap) rather than kept in a package variable.
+func leaves() []leaf {
+	var out []leaf
+	var walk func(t reflect.Type, prefix string, index []int)
+	walk = func(t reflect.Type, prefix string, index []int) {
+		for i := range t.NumField() {
+			f := t.Field(i)
+			key := prefix + f.Tag.Get("mapstructure")
+			idx := append(append([]int(nil), index...), i)
+			switch {
+			case f.Type == durationType:
+				out = append(out, leaf{key: key, index: idx, kind: kindDuration})
+			case f.Type.Kind() == reflect.Struct:
+				walk(f.Type, key+".", idx)
+			case f.Type.Kind() == reflect.String:
+				out = append(out, leaf{key: key, index: idx, kind: kindString})
+			case f.Type.Kind() == reflect.Int:
+				out = append(out, leaf{key: key, index: idx, kind: kindInt})
+			default:
+				// Config is fixed at compile time and TestKeys walks it, so
+				// this is a programming error, never a user's.
+				panic(fmt.Sprintf("config: field %s has unsupported type %s", key, f.Type))
+			}
+		}
+	}
+	walk(reflect.TypeFor[Config](), "", nil)
+	return out
+}
+
+// sections returns the keys that hold other keys ("log", "stream", ...).
+func sections() map[string]bool {
+	out := map[string]bool{}
+	for _, l := range leaves() {
+		if i := strings.LastIndexByte(l.key, '.'); i >= 0 {
+			out[l.key[:i]] = true
+		}
+	}
+	return out
+}
+
+// value returns the key's value in c as a string, int or time.Duration.
+func (l leaf) value(c Config) any {
+	return reflect.ValueOf(c).FieldByIndex(l.index).Interface()
+}
+
+// format returns the key's value in c as text that Load accepts back.
+func (l leaf) format(c Config) string {
+	switch v := l.value(c).(type) {
+	case time.Duration:
+		return v.String()
+	case int:
+		return strconv.Itoa(v)
+	default:
+		return fmt.Sprint(v)
+	}
+}
