@@ -230,11 +230,11 @@ func commitTimes(tb *bolt.Bucket) func(int64) (int64, error) {
 		if v == lastV {
 			return lastT, nil
 		}
-		ci, err := getCommit(tb, v)
-		if err != nil {
-			return 0, err
+		t := tb.Bucket(subTimes).Get(be64(v))
+		if len(t) != 8 {
+			return 0, fmt.Errorf("version %d: %w", v, ErrVersionNotFound)
 		}
-		lastV, lastT = v, ci.Timestamp
+		lastV, lastT = v, int64(beUint(t))
 		return lastT, nil
 	}
 }
