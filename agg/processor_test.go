@@ -195,3 +195,51 @@ func TestHookErrorRollsBack(t *testing.T) {
 		})
 	}
 }
+
+// vandalise writes a wrong aggregate for M001 through a second stream, the
+// way a buggy writer would.
+func vandalise(t *testing.T, db *store.DB) {
+	t.Helper()
+	_, ok, err := db.Process(context.Background(), "vandal", func(tx *store.ProcessTx) error {
+		a, _, err := tx.Aggregate("M001")
+		if err != nil {
+			return err
+		}
+		a.TotalSales += 99900
+		a.NetSales += 99900
+		if err := tx.PutAggregate(a); err != nil {
+			return err
+		}
+		tx.Commit(1, nil, nil)
+		return nil
+	})
+	if err != nil || !ok {
+		t.Fatalf("vandal commit: %v, %v", ok, err)
+	}
+}
+
+func TestReconcileFindsDifferences(t *testing.T) {
+	db := openStore(t, t.TempDir())
+	p := agg.NewProcessor(db, agg.Options{})
+	ingestSeed(t, db, 1)
+	ingestSeed(t, db, 2)
+	if _, err := p.RunAvailableNow(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	vandalise(t, db)
+	ingestSeed(t, db, 3)
+	if _, err := p.RunAvailableNow(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := agg.Reconcile(context.Background(), db, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []agg.Difference{
+		{Table: store.AggTable, Key: "M001", Column: "total_sales", Stored: "1499", Expected: "500"},
+		{Table: store.AggTable, Key: "M001", Column: "net_sales", Stored: "999", Expected: "0"},
+	}
+	if fmt.Sprint(rep.Differences) != fmt.Sprint(want) {
+		t.Errorf("differences\n got %+v\nwant %+v", rep.Differences, want)
+	}
+}

@@ -161,7 +161,7 @@ func applyRows(tx *store.MergeTx, rows []Input, order []int32) error {
 			curID = id
 		}
 		if err := applyOne(tx, in, &state, &exists); err != nil {
-			return fmt.Errorf("line %d: %w", in.Pos, err)
+			return fmt.Errorf("transaction %q (input position %d): %w", id, in.Pos, err)
 		}
 	}
 	return nil
