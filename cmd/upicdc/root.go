@@ -90,7 +90,9 @@ Everything lives in one bbolt file under --data-dir.`,
 		newReconcileCommand(a),
 		newConfigCommand(a),
 		newVersionCommand(a),
+		newServeCommand(a),
 	)
+	root.AddCommand(deltaCommands(a)...)
 	return root
 }
 
