@@ -169,7 +169,11 @@ func (db *DB) init() error {
 			if err != nil {
 				return fmt.Errorf("create table %s: %w", t, err)
 			}
-			for _, sub := range [][]byte{subLog, subTimes, subRows, subHist, subCDF, subStale} {
+			subs := [][]byte{subLog, subTimes, subCDF, subRows, subStale} // raw: current rows + audit
+			if t == AggTable {
+				subs = [][]byte{subLog, subTimes, subCDF, subHist} // aggregates: keyed history
+			}
+			for _, sub := range subs {
 				if _, err := tb.CreateBucket(sub); err != nil {
 					return err
 				}

@@ -47,7 +47,7 @@ type MergeStats struct {
 // MergeTx is one MERGE inside one bbolt write transaction. Rows must be
 // written in non-decreasing transaction_id order (sorted puts are what make
 // a big MERGE fast in a B+tree); a transaction stepped several times in one
-// file gets one image per step.
+// file gets one change record per step.
 type MergeTx struct {
 	ctx     context.Context
 	version int64
@@ -55,7 +55,6 @@ type MergeTx struct {
 	cdf     *chunkWriter
 	stale   *chunkWriter
 	lastID  string
-	step    uint32
 	started bool
 	stats   MergeStats
 	keyBuf  []byte // bbolt copies keys on Put: one buffer serves every key
@@ -71,7 +70,7 @@ type MergeTx struct {
 	arena       []byte // values must live until commit: carve them from slabs
 }
 
-// value returns n bytes of arena space holding encode's output. Carving
+// value returns encode's output carved from a shared slab. Carving
 // values out of shared slabs instead of one allocation each keeps a 100k-row
 // MERGE from feeding the garbage collector 100k small objects.
 func (m *MergeTx) value(encode func([]byte) []byte) []byte {
@@ -123,11 +122,11 @@ func (m *MergeTx) putImage(t ChangeType, r *Row, before *Row, deletedAt int64) e
 				return err
 			}
 		}
-		m.started, m.lastID, m.step = true, id, 0
-		m.hasPrev = m.lookedFound
-		m.prev = m.lookedRef
+		m.started, m.lastID = true, id
+		m.hasPrev, m.prev = m.lookedFound, m.lookedRef
 	case id == m.lastID:
-		m.step++
+		// Another step of the same transaction: prev already points at
+		// the record written for the step before.
 	default:
 		return fmt.Errorf("%w: %q after %q", ErrOutOfOrder, id, m.lastID)
 	}
