@@ -294,3 +294,20 @@ func TestReconcileExitsNonZeroOnDifferences(t *testing.T) {
 		t.Errorf("exit %d\nstdout:\n%s\nstderr: %s", code, out, errOut)
 	}
 }
+
+func TestBenchCommand(t *testing.T) {
+	out := runOK(t, "bench", "--table-rows=3000", "--file-rows=1000", "--files=2", "--lookups=100", "--format=json")
+	var rows []map[string]any
+	decode(t, out, &rows)
+	if len(rows) != 4 {
+		t.Fatalf("bench printed %d phases, want 4:\n%s", len(rows), out)
+	}
+	// 3000 inserts, then 2 files of 1000 rows (about half updates): the
+	// processor reads every change row those made.
+	if rows[0]["rows"].(float64) != 3000 || rows[1]["rows"].(float64) != 2000 || rows[2]["rows"].(float64) < 5000 {
+		t.Errorf("bench phases:\n%s", out)
+	}
+	if _, errOut, code := run(t, nil, "bench", "--ids=sorted"); code != 2 || !strings.Contains(errOut, "--ids") {
+		t.Errorf("--ids=sorted: exit %d, %q", code, errOut)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -166,4 +167,15 @@ func timeCell(micros int64, loc *time.Location) cell {
 // commitTimeCell renders a millisecond commit timestamp as RFC 3339 in loc.
 func commitTimeCell(ms int64, loc *time.Location) cell {
 	return str(time.UnixMilli(ms).In(loc).Format("2006-01-02T15:04:05.000Z07:00"))
+}
+
+// isTerminal reports whether w is a terminal: progress lines that redraw
+// themselves belong there, not in logs or pipes.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

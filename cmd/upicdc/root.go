@@ -91,6 +91,7 @@ Everything lives in one bbolt file under --data-dir.`,
 		newConfigCommand(a),
 		newVersionCommand(a),
 		newServeCommand(a),
+		newBenchCommand(a),
 	)
 	root.AddCommand(deltaCommands(a)...)
 	return root

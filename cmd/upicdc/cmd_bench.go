@@ -1,0 +1,208 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/upicdc/upicdc/agg"
+	"github.com/upicdc/upicdc/cdc"
+	"github.com/upicdc/upicdc/store"
+)
+
+// benchOptions are `upicdc bench`'s flags.
+type benchOptions struct {
+	tableRows, fileRows, files int
+	ids                        string
+	lookups                    int
+}
+
+func newBenchCommand(a *app) *cobra.Command {
+	var o benchOptions
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure ingest, MERGE, processor and lookup speed on this machine with generated files",
+		Long: `Builds a store of --table-rows transactions in a temporary directory (or in --data-dir if
+given; it must not hold a store), then MERGEs --files CSV files of --file-rows rows (half
+updates of existing transactions, half new ones) and times each through parsing and MERGE,
+runs the stream processor over everything, and times transaction history lookups. File
+generation is not timed. --ids random spreads ids and updates uniformly (the B+tree worst
+case); --ids ordered makes ids grow with time and updates hit recent transactions, as UPI RRNs do.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.ids != "random" && o.ids != "ordered" {
+				return usageError{fmt.Errorf("--ids %q: want random or ordered", o.ids)}
+			}
+			if o.tableRows < 0 || o.fileRows < 1 || o.files < 1 || o.lookups < 0 {
+				return usageError{fmt.Errorf("--table-rows, --lookups must be >= 0; --file-rows, --files >= 1")}
+			}
+			dir := a.cfg.DataDir
+			if !cmd.Flags().Changed("data-dir") {
+				tmp, err := os.MkdirTemp("", "upicdc-bench-")
+				if err != nil {
+					return fmt.Errorf("bench: %w", err)
+				}
+				defer os.RemoveAll(tmp)
+				dir = tmp
+			} else if _, err := os.Stat(filepath.Join(dir, store.FileName)); err == nil {
+				return fmt.Errorf("bench: %s already holds a store; bench needs a fresh data dir", dir)
+			}
+			return a.bench(cmd.Context(), dir, o)
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.tableRows, "table-rows", 1_000_000, "transactions in the table before the measured files")
+	f.IntVar(&o.fileRows, "file-rows", 100_000, "rows per measured file")
+	f.IntVar(&o.files, "files", 5, "measured files")
+	f.StringVar(&o.ids, "ids", "random", "id distribution: random or ordered")
+	f.IntVar(&o.lookups, "lookups", 10_000, "transaction history lookups to time")
+	return cmd
+}
+
+// benchGen writes UPI-like batch files.
+type benchGen struct {
+	rng     *rand.Rand
+	ordered bool
+	ids     []string
+	serial  int
+	clock   time.Time
+}
+
+func (g *benchGen) newID() string {
+	g.serial++
+	if g.ordered {
+		return fmt.Sprintf("%012d", 400_000_000_000+g.serial)
+	}
+	return fmt.Sprintf("TXN%016x", g.rng.Uint64())
+}
+
+// file writes n rows, a share upd of them updates of existing transactions.
+func (g *benchGen) file(path string, n int, upd float64) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	fmt.Fprintln(w, "transaction_id,upi_id,merchant_id,transaction_amount,transaction_time,transaction_status")
+	for range n {
+		g.clock = g.clock.Add(time.Millisecond)
+		id, status := "", "initiated"
+		if len(g.ids) > 0 && g.rng.Float64() < upd {
+			if g.ordered {
+				id = g.ids[len(g.ids)-1-g.rng.IntN(min(len(g.ids), 200_000))]
+			} else {
+				id = g.ids[g.rng.IntN(len(g.ids))]
+			}
+			status = "completed"
+			if g.rng.IntN(10) == 0 {
+				status = "refunded"
+			}
+		} else {
+			id = g.newID()
+			g.ids = append(g.ids, id)
+		}
+		fmt.Fprintf(w, "%s,user%d@bank,M%d,%d.%02d,%s,%s\n", id, g.rng.IntN(1_000_000), g.rng.IntN(5000),
+			g.rng.IntN(100_000), g.rng.IntN(100), g.clock.Format("2006-01-02 15:04:05.000"), status)
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func (a *app) bench(ctx context.Context, dir string, o benchOptions) error {
+	db, err := store.Open(dir, store.Options{Logger: a.log})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	files := filepath.Join(dir, "bench-files")
+	if err := os.MkdirAll(files, 0o750); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	g := &benchGen{rng: rand.New(rand.NewPCG(1, 2)), ordered: o.ids == "ordered", clock: time.Date(2024, 12, 21, 0, 0, 0, 0, time.UTC)}
+	m := cdc.NewMerger(db, cdc.ParseOptions{Location: a.loc}, a.log)
+	out := &result{columns: []string{"phase", "rows", "seconds", "rows_per_s", "note"}}
+	row := func(phase string, rows int64, d time.Duration, note string) {
+		out.add(str(phase), num(rows), str(fmt.Sprintf("%.3f", d.Seconds())), num(int64(float64(rows)/d.Seconds())), str(note))
+	}
+	ingest := func(name string, n int, upd float64) (time.Duration, error) {
+		p := filepath.Join(files, name)
+		if err := g.file(p, n, upd); err != nil {
+			return 0, fmt.Errorf("bench: write %s: %w", name, err)
+		}
+		start := time.Now()
+		if _, err := m.IngestFile(ctx, p); err != nil {
+			return 0, err
+		}
+		d := time.Since(start)
+		return d, os.Remove(p)
+	}
+
+	progress := func(format string, args ...any) {
+		if isTerminal(a.stderr) {
+			fmt.Fprintf(a.stderr, "\r"+format, args...)
+		}
+	}
+	var built time.Duration
+	for done, i := 0, 0; done < o.tableRows; i++ {
+		n := min(o.fileRows, o.tableRows-done)
+		d, err := ingest(fmt.Sprintf("build-%04d.csv", i), n, 0)
+		if err != nil {
+			return err
+		}
+		built += d
+		done += n
+		progress("building the table: %d/%d rows", done, o.tableRows)
+	}
+	progress("\n")
+	if o.tableRows > 0 {
+		row("build table (inserts)", int64(o.tableRows), built, "")
+	}
+	var per []time.Duration
+	var total time.Duration
+	for i := range o.files {
+		d, err := ingest(fmt.Sprintf("file-%04d.csv", i), o.fileRows, 0.5)
+		if err != nil {
+			return err
+		}
+		per = append(per, d)
+		total += d
+		progress("measured files: %d/%d", i+1, o.files)
+	}
+	progress("\n")
+	slices.Sort(per)
+	row("ingest: parse + MERGE", int64(o.files*o.fileRows), total,
+		fmt.Sprintf("%s ids, table %d rows; per file p50 %.3fs, max %.3fs", o.ids, o.tableRows, per[len(per)/2].Seconds(), per[len(per)-1].Seconds()))
+
+	start := time.Now()
+	batches, err := agg.NewProcessor(db, agg.Options{Stream: a.cfg.Stream.Name, MaxVersionsPerTrigger: a.cfg.Stream.MaxVersionsPerTrigger, Logger: a.log}).RunAvailableNow(ctx)
+	if err != nil {
+		return err
+	}
+	var feed int64
+	for _, b := range batches {
+		feed += b.ChangeRows
+	}
+	row("process: change feed -> aggregates", feed, time.Since(start), fmt.Sprintf("%d micro-batches", len(batches)))
+
+	if o.lookups > 0 && len(g.ids) > 0 {
+		start = time.Now()
+		for range o.lookups {
+			if _, err := db.TxnHistory(g.ids[g.rng.IntN(len(g.ids))]); err != nil {
+				return err
+			}
+		}
+		d := time.Since(start)
+		row("txn history lookups", int64(o.lookups), d, fmt.Sprintf("%.1f µs per lookup", float64(d.Microseconds())/float64(o.lookups)))
+	}
+	return a.print(out)
+}
