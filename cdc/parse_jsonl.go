@@ -12,8 +12,8 @@ import (
 
 // parseJSONL parses a JSON Lines batch: one JSON object per line, keys being
 // column names. Blank lines are skipped. A null or absent key is an empty
-// value, so a delete can be written as just {"transaction_id", "op",
-// "transaction_time"}.
+// value, so a delete can be as short as
+// {"op":"delete","transaction_id":"T1","transaction_time":"2024-12-21 11:00:00"}.
 func parseJSONL(data []byte, name string, loc *time.Location) ([]Input, error) {
 	data = bytes.TrimPrefix(data, []byte(utf8BOM))
 	rows := make([]Input, 0, rowsHint(int64(bytes.Count(data, []byte{'\n'})+1)))
