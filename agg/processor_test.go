@@ -14,22 +14,10 @@ import (
 	"github.com/upicdc/upicdc/cdc"
 	"github.com/upicdc/upicdc/examples"
 	"github.com/upicdc/upicdc/store"
+	"github.com/upicdc/upicdc/store/storetest"
 )
 
-func openStore(t testing.TB, dir string) *store.DB {
-	t.Helper()
-	db, err := store.Open(dir, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := db.Check(context.Background()); err != nil {
-			t.Errorf("bbolt check: %v", err)
-		}
-		db.Close()
-	})
-	return db
-}
+func openStore(t testing.TB, dir string) *store.DB { return storetest.Open(t, dir) }
 
 // ingestSeed MERGEs the seed's batch n (1-based) from the examples.
 func ingestSeed(t testing.TB, db *store.DB, n int) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/upicdc/upicdc/cdc"
 	"github.com/upicdc/upicdc/store"
+	"github.com/upicdc/upicdc/store/storetest"
 )
 
 const header = "transaction_id,upi_id,merchant_id,transaction_amount,transaction_time,transaction_status,op\n"
@@ -25,16 +26,7 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	dir := t.TempDir()
-	db, err := store.Open(filepath.Join(dir, "data"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := db.Check(context.Background()); err != nil {
-			t.Errorf("bbolt check: %v", err)
-		}
-		db.Close()
-	})
+	db := storetest.Open(t, filepath.Join(dir, "data"))
 	return &env{t: t, dir: dir, db: db, m: cdc.NewMerger(db, cdc.ParseOptions{}, nil)}
 }
 

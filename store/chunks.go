@@ -201,9 +201,10 @@ func clampRange(tb *bolt.Bucket, from, to int64) (int64, int64, error) {
 	return from, to, nil
 }
 
-// rawChanges streams the raw change feed of from..to inside tx.
-func rawChanges(ctx context.Context, tx *bolt.Tx, from, to int64, fn func(Change) error) error {
-	tb, err := tableBucket(tx, RawTable)
+// changeChunks streams table t's change-feed chunks of versions from..to
+// inside tx, each with its version's commit timestamp.
+func changeChunks(ctx context.Context, tx *bolt.Tx, t Table, from, to int64, fn func(ver, ts int64, chunk []byte) error) error {
+	tb, err := tableBucket(tx, t)
 	if err != nil {
 		return err
 	}
@@ -211,14 +212,21 @@ func rawChanges(ctx context.Context, tx *bolt.Tx, from, to int64, fn func(Change
 	if err != nil {
 		return err
 	}
-	ts := commitTimes(tb)
+	times := commitTimes(tb)
 	return forChunks(ctx, tb.Bucket(subCDF), from, to, func(ver int64, chunk []byte) error {
-		t, err := ts(ver)
+		ts, err := times(ver)
 		if err != nil {
 			return err
 		}
+		return fn(ver, ts, chunk)
+	})
+}
+
+// rawChanges streams the raw change feed of from..to inside tx.
+func rawChanges(ctx context.Context, tx *bolt.Tx, from, to int64, fn func(Change) error) error {
+	return changeChunks(ctx, tx, RawTable, from, to, func(ver, ts int64, chunk []byte) error {
 		return decodeRawChunk(chunk, func(ct ChangeType, r Row) error {
-			return fn(Change{Type: ct, Version: ver, Timestamp: t, Row: r})
+			return fn(Change{Type: ct, Version: ver, Timestamp: ts, Row: r})
 		})
 	})
 }
@@ -255,22 +263,9 @@ func (db *DB) Changes(ctx context.Context, from, to int64, fn func(Change) error
 // AggChanges streams the aggregated table's change feed for from..to.
 func (db *DB) AggChanges(ctx context.Context, from, to int64, fn func(AggChange) error) error {
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		tb, err := tableBucket(tx, AggTable)
-		if err != nil {
-			return err
-		}
-		from, to, err = clampRange(tb, from, to)
-		if err != nil {
-			return err
-		}
-		ts := commitTimes(tb)
-		return forChunks(ctx, tb.Bucket(subCDF), from, to, func(ver int64, chunk []byte) error {
-			t, err := ts(ver)
-			if err != nil {
-				return err
-			}
+		return changeChunks(ctx, tx, AggTable, from, to, func(ver, ts int64, chunk []byte) error {
 			return decodeAggChunk(chunk, func(ct ChangeType, a Aggregate) error {
-				return fn(AggChange{Type: ct, Version: ver, Timestamp: t, Agg: a})
+				return fn(AggChange{Type: ct, Version: ver, Timestamp: ts, Agg: a})
 			})
 		})
 	})

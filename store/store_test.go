@@ -9,22 +9,10 @@ import (
 	"time"
 
 	"github.com/upicdc/upicdc/store"
+	"github.com/upicdc/upicdc/store/storetest"
 )
 
-func open(t testing.TB, dir string) *store.DB {
-	t.Helper()
-	db, err := store.Open(dir, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := db.Check(context.Background()); err != nil {
-			t.Errorf("bbolt check: %v", err)
-		}
-		db.Close()
-	})
-	return db
-}
+func open(t testing.TB, dir string) *store.DB { return storetest.Open(t, dir) }
 
 func row(id, merchant string, amount store.Paise, minute int, s store.Status) store.Row {
 	return store.Row{TransactionID: id, UPIID: "u@" + id, MerchantID: merchant, Amount: amount,

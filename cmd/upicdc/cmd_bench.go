@@ -43,17 +43,11 @@ case); --ids ordered makes ids grow with time and updates hit recent transaction
 			if o.tableRows < 0 || o.fileRows < 1 || o.files < 1 || o.lookups < 0 {
 				return usageError{fmt.Errorf("--table-rows, --lookups must be >= 0; --file-rows, --files >= 1")}
 			}
-			dir := a.cfg.DataDir
-			if !cmd.Flags().Changed("data-dir") {
-				tmp, err := os.MkdirTemp("", "upicdc-bench-")
-				if err != nil {
-					return fmt.Errorf("bench: %w", err)
-				}
-				defer os.RemoveAll(tmp)
-				dir = tmp
-			} else if _, err := os.Stat(filepath.Join(dir, store.FileName)); err == nil {
-				return fmt.Errorf("bench: %s already holds a store; bench needs a fresh data dir", dir)
+			dir, cleanup, err := a.freshDataDir(cmd)
+			if err != nil {
+				return err
 			}
+			defer cleanup()
 			return a.bench(cmd.Context(), dir, o)
 		},
 	}

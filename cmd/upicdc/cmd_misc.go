@@ -26,17 +26,11 @@ Without --data-dir the store is a temporary directory removed afterwards; with -
 directory must not hold a store yet, and is kept for you to explore (history, changes, txn).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			dir := a.cfg.DataDir
-			if !cmd.Flags().Changed("data-dir") {
-				tmp, err := os.MkdirTemp("", "upicdc-demo-")
-				if err != nil {
-					return fmt.Errorf("demo: %w", err)
-				}
-				defer os.RemoveAll(tmp)
-				dir = tmp
-			} else if _, err := os.Stat(filepath.Join(dir, store.FileName)); err == nil {
-				return fmt.Errorf("demo: %s already holds a store; the demo needs a fresh data dir", dir)
+			dir, cleanup, err := a.freshDataDir(cmd)
+			if err != nil {
+				return err
 			}
+			defer cleanup()
 			a.cfg.DataDir = dir
 			db, err := a.openStore(false)
 			if err != nil {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -132,6 +134,23 @@ func (a *app) load(cmd *cobra.Command) error {
 // openStore opens the store; read-only commands never create one.
 func (a *app) openStore(readOnly bool) (*store.DB, error) {
 	return store.Open(a.cfg.DataDir, store.Options{ReadOnly: readOnly, Logger: a.log})
+}
+
+// freshDataDir is the data dir for commands that build a store of their own
+// (demo, bench): a temporary directory removed by cleanup, or --data-dir if
+// given, which must not hold a store yet.
+func (a *app) freshDataDir(cmd *cobra.Command) (dir string, cleanup func(), err error) {
+	if !cmd.Flags().Changed("data-dir") {
+		tmp, err := os.MkdirTemp("", "upicdc-"+cmd.Name()+"-")
+		if err != nil {
+			return "", nil, fmt.Errorf("%s: %w", cmd.Name(), err)
+		}
+		return tmp, func() { os.RemoveAll(tmp) }, nil
+	}
+	if _, err := os.Stat(filepath.Join(a.cfg.DataDir, store.FileName)); err == nil {
+		return "", nil, fmt.Errorf("%s: %s already holds a store; %s needs a fresh data dir", cmd.Name(), a.cfg.DataDir, cmd.Name())
+	}
+	return a.cfg.DataDir, func() {}, nil
 }
 
 // print writes a result in the chosen format.

@@ -1,0 +1,30 @@
+// Package storetest opens real stores for tests: a bbolt file in a test's
+// temp dir whose integrity is checked when the test ends, as bbolt's own
+// test helpers do.
+package storetest
+
+import (
+	"context"
+	"testing"
+
+	"github.com/upicdc/upicdc/store"
+)
+
+// Open opens (creating) the store in dir and, in t.Cleanup, runs bbolt's
+// consistency check and closes it.
+func Open(t testing.TB, dir string) *store.DB {
+	t.Helper()
+	db, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := db.Check(context.Background()); err != nil {
+			t.Errorf("bbolt check: %v", err)
+		}
+		if err := db.Close(); err != nil {
+			t.Errorf("close store: %v", err)
+		}
+	})
+	return db
+}
