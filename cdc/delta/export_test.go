@@ -1,0 +1,364 @@
+package delta_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/upicdc/upicdc/agg"
+	"github.com/upicdc/upicdc/cdc"
+	"github.com/upicdc/upicdc/cdc/delta"
+	"github.com/upicdc/upicdc/examples"
+	"github.com/upicdc/upicdc/store"
+)
+
+func openStore(t testing.TB) *store.DB {
+	t.Helper()
+	db, err := store.Open(filepath.Join(t.TempDir(), "data"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := db.Check(context.Background()); err != nil {
+			t.Errorf("bbolt check: %v", err)
+		}
+		db.Close()
+	})
+	return db
+}
+
+// workload MERGEs random batches into db and runs the processor after each:
+// inserts, updates (several steps of one transaction in one batch too),
+// deletes, re-inserts after a delete, and stale rows.
+type workload struct {
+	rng   *rand.Rand
+	clock int64 // transaction_time, micros; rows move forward
+	n     int
+	keys  []string
+}
+
+func newWorkload(seed uint64) *workload {
+	return &workload{rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), clock: time.Date(2024, 12, 21, 10, 0, 0, 0, time.UTC).UnixMicro()}
+}
+
+func (w *workload) batch(rows int) *cdc.Batch {
+	statuses := []store.Status{store.StatusInitiated, store.StatusCompleted, store.StatusFailed, store.StatusRefunded}
+	var in []cdc.Input
+	for i := 0; i < rows; i++ {
+		w.clock += int64(w.rng.IntN(5_000_000)) + 1 // sub-second parts exercise micro precision
+		var id string
+		if len(w.keys) == 0 || w.rng.IntN(3) == 0 {
+			w.n++
+			id = fmt.Sprintf("T%05d", w.n)
+			w.keys = append(w.keys, id)
+		} else {
+			id = w.keys[w.rng.IntN(len(w.keys))]
+		}
+		row := store.Row{
+			TransactionID: id,
+			UPIID:         fmt.Sprintf("user%d@upi", w.rng.IntN(50)),
+			MerchantID:    fmt.Sprintf("M%03d", w.rng.IntN(7)),
+			Amount:        store.Paise(w.rng.Int64N(1_000_000)),
+			Time:          w.clock,
+			Status:        statuses[w.rng.IntN(len(statuses))],
+		}
+		op := cdc.OpUpsert
+		switch r := w.rng.IntN(10); {
+		case r == 0:
+			op = cdc.OpDelete
+		case r == 1:
+			row.Time -= 3_600_000_000 // probably stale
+		}
+		in = append(in, cdc.Input{Pos: i + 2, Op: op, Row: row})
+	}
+	name := fmt.Sprintf("batch-%d.csv", w.clock)
+	return &cdc.Batch{Name: name, Path: name, Format: cdc.FormatCSV, SHA256: sha256.Sum256([]byte(name)), Rows: in}
+}
+
+func (w *workload) run(t *testing.T, db *store.DB, batches, rows int) {
+	t.Helper()
+	ctx := context.Background()
+	m := cdc.NewMerger(db, cdc.ParseOptions{}, nil)
+	p := agg.NewProcessor(db, agg.Options{})
+	for i := 0; i < batches; i++ {
+		if _, err := m.Merge(ctx, w.batch(1+w.rng.IntN(rows))); err != nil {
+			t.Fatal(err)
+		}
+		if w.rng.IntN(4) != 0 { // sometimes the processor lags and catches up over two raw versions
+			if _, err := p.RunAvailableNow(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := p.RunAvailableNow(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func storeRawLines(t *testing.T, db *store.DB, v int64) []string {
+	t.Helper()
+	var out []string
+	if _, err := db.ScanRows(context.Background(), v, func(r store.Row) error {
+		out = append(out, rawLine(r))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func rawLine(r store.Row) string {
+	return strings.Join([]string{r.TransactionID, r.UPIID, r.MerchantID, r.Amount.Decimal(),
+		delta.FormatValue(time.UnixMicro(r.Time).UTC()), r.Status.String()}, "|")
+}
+
+func aggLine(a store.Aggregate) string {
+	return strings.Join([]string{a.MerchantID, a.TotalSales.Decimal(), a.TotalRefunds.Decimal(), a.NetSales.Decimal(),
+		itoa(a.Initiated), itoa(a.Completed), itoa(a.Failed), itoa(a.Refunded), itoa(a.LastRawVersion)}, "|")
+}
+
+func itoa(v int64) string { return strconv.FormatInt(v, 10) }
+
+func storeAggLines(t *testing.T, db *store.DB, v int64) []string {
+	t.Helper()
+	rows, _, err := db.Aggregates(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, a := range rows {
+		out = append(out, aggLine(a))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// deltaChangeLines reads a Delta change feed in order (not sorted).
+func deltaChangeLines(t *testing.T, tbl *delta.Table, from, to int64) []string {
+	t.Helper()
+	var out []string
+	if _, err := tbl.Changes(context.Background(), from, to, func(c delta.Change) error {
+		out = append(out, rowText(c.Row)+"|"+c.ChangeType+"|"+itoa(c.Version)+"|"+itoa(c.Timestamp))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func storeChangeLines(t *testing.T, db *store.DB, table store.Table, from, to int64) []string {
+	t.Helper()
+	var out []string
+	var err error
+	if table == store.RawTable {
+		err = db.Changes(context.Background(), from, to, func(c store.Change) error {
+			out = append(out, rawLine(c.Row)+"|"+c.Type.String()+"|"+itoa(c.Version)+"|"+itoa(c.Timestamp))
+			return nil
+		})
+	} else {
+		err = db.AggChanges(context.Background(), from, to, func(c store.AggChange) error {
+			out = append(out, aggLine(c.Agg)+"|"+c.Type.String()+"|"+itoa(c.Version)+"|"+itoa(c.Timestamp))
+			return nil
+		})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// checkExport asserts that the exported tables equal the store at every
+// version: snapshot rows, change feed (in order, with _commit_version and
+// _commit_timestamp), commit timestamps, commit file mtimes and txn actions.
+func checkExport(t *testing.T, db *store.DB, dir string) {
+	t.Helper()
+	for _, table := range store.Tables() {
+		tbl, err := delta.Open(filepath.Join(dir, string(table)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		latest, err := db.LatestVersion(table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := tbl.LatestVersion()
+		if err != nil || got != latest {
+			t.Fatalf("%s: Delta latest %d, %v; store latest %d", table, got, err, latest)
+		}
+		for v := int64(0); v <= latest; v++ {
+			s, rows := snapshotRows(t, tbl, v)
+			var want []string
+			if table == store.RawTable {
+				want = storeRawLines(t, db, v)
+			} else {
+				want = storeAggLines(t, db, v)
+			}
+			if !slices.Equal(rows, want) {
+				t.Fatalf("%s version %d: Delta rows\n  %s\nstore rows\n  %s", table, v, strings.Join(rows, "\n  "), strings.Join(want, "\n  "))
+			}
+			ci, err := db.Commit(table, v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Timestamp != ci.Timestamp {
+				t.Errorf("%s version %d: timestamp %d, store %d", table, v, s.Timestamp, ci.Timestamp)
+			}
+			st, err := os.Stat(filepath.Join(tbl.Dir(), "_delta_log", fmt.Sprintf("%020d.json", v)))
+			if err != nil || st.ModTime().UnixMilli() != ci.Timestamp {
+				t.Errorf("%s version %d: commit file mtime %v, %v; want %d", table, v, st.ModTime(), err, ci.Timestamp)
+			}
+			if ci.Txn != nil {
+				if txn, ok := s.Txns[ci.Txn.AppID]; !ok || txn.Version != ci.Txn.Version {
+					t.Errorf("%s version %d: txns %+v, want %+v", table, v, s.Txns, ci.Txn)
+				}
+			}
+			if v >= 10 && s.Checkpoint != v/10*10 {
+				t.Errorf("%s version %d: replay started at checkpoint %d", table, v, s.Checkpoint)
+			}
+		}
+		for _, r := range [][2]int64{{0, latest}, {latest / 2, latest}, {latest, latest}, {1, 1}} {
+			got, want := deltaChangeLines(t, tbl, r[0], r[1]), storeChangeLines(t, db, table, r[0], r[1])
+			if !slices.Equal(got, want) {
+				t.Errorf("%s changes %d..%d: Delta\n  %s\nstore\n  %s", table, r[0], r[1], strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+			}
+		}
+	}
+}
+
+func export(t *testing.T, db *store.DB, dir string, opts delta.Options) []delta.Result {
+	t.Helper()
+	res, err := delta.Export(context.Background(), db, dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func TestExportRoundTrip(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		seed      uint64
+		fileRows  int
+		batches   int
+		batchRows int
+	}{
+		{"small files", 1, 5, 24, 12},
+		{"one file", 2, 1000, 23, 30},
+		{"many rows", 3, 40, 15, 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db := openStore(t)
+			newWorkload(tc.seed).run(t, db, tc.batches, tc.batchRows)
+			dir := t.TempDir()
+			export(t, db, dir, delta.Options{TargetFileRows: tc.fileRows})
+			checkExport(t, db, dir)
+		})
+	}
+}
+
+func TestExportIncremental(t *testing.T) {
+	db := openStore(t)
+	w := newWorkload(7)
+	w.run(t, db, 12, 20)
+	dir := t.TempDir()
+	opts := delta.Options{TargetFileRows: 8}
+	first := export(t, db, dir, opts)
+	checkExport(t, db, dir)
+
+	// Nothing new: nothing written.
+	again := export(t, db, dir, opts)
+	for _, r := range again {
+		if r.From <= r.To || r.FilesAdded != 0 {
+			t.Errorf("re-export with no new versions: %+v", r)
+		}
+	}
+	w.run(t, db, 11, 20)
+	second := export(t, db, dir, opts)
+	for i, r := range second {
+		if r.From != first[i].To+1 {
+			t.Errorf("%s: second export started at %d, want %d", r.Table, r.From, first[i].To+1)
+		}
+	}
+	checkExport(t, db, dir)
+}
+
+func TestExportResumesAfterCrash(t *testing.T) {
+	db := openStore(t)
+	newWorkload(11).run(t, db, 22, 15)
+	dir := t.TempDir()
+	opts := delta.Options{TargetFileRows: 6}
+	export(t, db, dir, opts)
+	raw := filepath.Join(dir, string(store.RawTable), "_delta_log")
+
+	// A crash before version 21's commit: its data files exist, its commit
+	// does not. A crash between version 20's commit and its checkpoint.
+	for _, name := range []string{"00000000000000000022.json", "00000000000000000021.json", "00000000000000000020.checkpoint.parquet", "_last_checkpoint"} {
+		if err := os.Remove(filepath.Join(raw, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tbl, err := delta.Open(filepath.Join(dir, string(store.RawTable)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := tbl.LatestVersion(); err != nil || v != 20 {
+		t.Fatalf("after the crash the table is at %d, %v; want 20", v, err)
+	}
+	if _, rows := snapshotRows(t, tbl, 20); !slices.Equal(rows, storeRawLines(t, db, 20)) {
+		t.Fatal("table not readable at its last complete version")
+	}
+	res := export(t, db, dir, opts)
+	if res[0].From != 21 {
+		t.Errorf("resumed at %d, want 21", res[0].From)
+	}
+	if _, err := os.Stat(filepath.Join(raw, "00000000000000000020.checkpoint.parquet")); err != nil {
+		t.Errorf("the missing checkpoint was not written: %v", err)
+	}
+	checkExport(t, db, dir)
+}
+
+func TestExportRefusesForeignTable(t *testing.T) {
+	db1, db2 := openStore(t), openStore(t)
+	newWorkload(1).run(t, db1, 3, 5)
+	newWorkload(2).run(t, db2, 3, 5)
+	dir := t.TempDir()
+	export(t, db1, dir, delta.Options{})
+	if _, err := delta.Export(context.Background(), db2, dir, delta.Options{}); err == nil || !strings.Contains(err.Error(), "does not match") {
+		t.Errorf("export of another store into the same directory: err = %v", err)
+	}
+}
+
+// seedStore is the demo: the seed's three batches, the processor after each.
+func seedStore(t *testing.T) *store.DB {
+	t.Helper()
+	db := openStore(t)
+	p := agg.NewProcessor(db, agg.Options{})
+	for _, name := range examples.SeedBatches() {
+		data, err := fs.ReadFile(examples.Batches, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := filepath.Join(t.TempDir(), path.Base(name))
+		if err := os.WriteFile(f, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cdc.NewMerger(db, cdc.ParseOptions{}, nil).IngestFile(context.Background(), f); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.RunAvailableNow(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return db
+}
