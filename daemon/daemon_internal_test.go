@@ -1,0 +1,312 @@
+package daemon
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/upicdc/upicdc/agg"
+	"github.com/upicdc/upicdc/config"
+	"github.com/upicdc/upicdc/store"
+)
+
+func TestIgnored(t *testing.T) {
+	tests := []struct {
+		name string
+		want bool
+	}{
+		{"batch.csv", false},
+		{"batch.jsonl", false},
+		{"notes.txt", false}, // taken, and rejected with a reason
+		{".batch.csv", true},
+		{"batch.csv.tmp", true},
+		{"batch.csv.TMP", true},
+		{"batch.csv.partial", true},
+		{"batch.partial.csv", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := ignored(tc.name); got != tc.want {
+				t.Errorf("ignored(%q) = %v, want %v", tc.name, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestFreeName(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []string{"a.csv", "a-1.csv", "b.csv.error", "noext"} {
+		if err := os.WriteFile(filepath.Join(dir, n), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct{ name, extra, want string }{
+		{"a.csv", "", "a-2.csv"},
+		{"new.csv", "", "new.csv"},
+		{"b.csv", ".error", "b-1.csv"}, // its .error name is taken
+		{"b.csv", "", "b.csv"},
+		{"noext", "", "noext-1"},
+	}
+	for _, tc := range tests {
+		if got := freeName(dir, tc.name, tc.extra); got != tc.want {
+			t.Errorf("freeName(%q, %q) = %q, want %q", tc.name, tc.extra, got, tc.want)
+		}
+	}
+}
+
+// TestExportSchedule runs the whole daemon on a fake clock: export.schedule
+// calls Export when it fires, and a reload turns it off.
+func TestExportSchedule(t *testing.T) {
+	clock := newFakeClock()
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.HTTP.Listen = "127.0.0.1:0"
+	cfg.Stream.Trigger = "0s"
+	cfg.Export.Schedule = "@every 1h"
+	exports := make(chan time.Time, 10)
+	next := cfg
+	next.Export.Schedule = ""
+	var (
+		mu       sync.Mutex
+		notified []string
+	)
+	d := New(Options{
+		Config: cfg, Clock: clock,
+		Export: func(context.Context, *store.DB) error { exports <- clock.Now(); return nil },
+		Load:   func() (config.Config, error) { return next, nil },
+		Notify: func(s string) error { mu.Lock(); notified = append(notified, s); mu.Unlock(); return nil },
+	})
+	if err := d.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	start := clock.Now()
+	// Armed: the export schedule and the inbox poll.
+	clock.waitTimers(t, 2)
+	clock.Advance(time.Hour)
+	select {
+	case at := <-exports:
+		if at.Sub(start) != time.Hour {
+			t.Errorf("export at %v, want 1h", at.Sub(start))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no export after the schedule fired")
+	}
+	d.Reload()
+	waitUntil(t, func() bool { st, _ := d.Status(); return st.Export.Schedule == "" && st.LastReload != nil })
+	clock.Advance(3 * time.Hour)
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(exports) != 0 {
+		t.Errorf("%d exports after the schedule was removed", len(exports))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Contains(notified, "READY=1") || notified[len(notified)-1] != "STOPPING=1" {
+		t.Errorf("notified %q", notified)
+	}
+}
+
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in time")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestInboxWaitsForInPlaceWrites: a file created in the inbox (instead of
+// being renamed into it, as writers should) is not taken while it is empty
+// and new, nor within settle of a write event; once complete it is merged
+// whole. (Which events arrive before a scan is up to the kernel, so only
+// the empty-file case can be checked deterministically.)
+func TestInboxWaitsForInPlaceWrites(t *testing.T) {
+	clock := newFakeClockAt(time.Now())
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.HTTP.Listen = "127.0.0.1:0"
+	cfg.Stream.Trigger = "0s"
+	cfg.Inbox.PollInterval = time.Hour
+	d := New(Options{Config: cfg, Clock: clock})
+	if err := d.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := d.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	path := filepath.Join(cfg.InboxDir(), "inplace.csv")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The inbox saw the empty file and put it off until it settles.
+	clock.waitDeadline(t, info.ModTime().Add(settle))
+	if st, err := d.Status(); err != nil || st.RawVersion != 0 {
+		t.Fatalf("raw version %d, %v: an empty new file was taken", st.RawVersion, err)
+	} else if st.Inbox.BacklogFiles != 1 {
+		t.Errorf("backlog %d, want the waiting file counted", st.Inbox.BacklogFiles)
+	}
+	header := "transaction_id,upi_id,merchant_id,transaction_amount,transaction_time,transaction_status\n"
+	if _, err := f.WriteString(header + "T1,u1,M1,100,2024-12-21 10:00:00,completed\nT2,u2,M2,200,2024-12-21 10:01:00,completed\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	taken := func() bool {
+		st, err := d.Status()
+		return err == nil && st.RawVersion == 1
+	}
+	for i := 0; !taken(); i++ {
+		if i == 1000 {
+			t.Fatal("the settled file was not taken")
+		}
+		clock.Advance(settle)
+		time.Sleep(time.Millisecond)
+	}
+	if rejected, _ := os.ReadDir(filepath.Join(cfg.InboxDir(), RejectedDir)); len(rejected) != 0 {
+		t.Errorf("rejected: %v", rejected)
+	}
+	h, err := d.DB().History("raw_upi_transactions_v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := h[1].OperationMetrics["numTargetRowsInserted"]; got != 2 {
+		t.Errorf("%d rows inserted, want both rows of the complete file", got)
+	}
+}
+
+// shutdownHarness runs a daemon on a fake clock whose micro-batches stop
+// inside their bbolt transaction (agg.StepWritten) until the test lets go.
+type shutdownHarness struct {
+	d        *Daemon
+	clock    *fakeClock
+	cfg      config.Config
+	inBatch  chan struct{}
+	release  chan struct{}
+	stopping chan struct{}
+}
+
+func newShutdownHarness(t *testing.T) *shutdownHarness {
+	t.Helper()
+	h := &shutdownHarness{
+		clock: newFakeClock(), inBatch: make(chan struct{}, 10), release: make(chan struct{}),
+		stopping: make(chan struct{}),
+	}
+	h.cfg = config.Default()
+	h.cfg.DataDir = t.TempDir()
+	h.cfg.HTTP.Listen = "127.0.0.1:0"
+	h.cfg.Stream.Trigger = "0s"
+	h.cfg.ShutdownTimeout = time.Minute
+	var once sync.Once
+	h.d = New(Options{Config: h.cfg, Clock: h.clock, Notify: func(s string) error {
+		if s == "STOPPING=1" {
+			once.Do(func() { close(h.stopping) })
+		}
+		return nil
+	}})
+	h.d.batchHook = func(s agg.Step) error {
+		if s != agg.StepWritten {
+			return nil
+		}
+		h.inBatch <- struct{}{}
+		select {
+		case <-h.release:
+			return nil
+		case <-h.d.workCtx.Done():
+			return h.d.workCtx.Err()
+		}
+	}
+	if err := h.d.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	body, err := os.ReadFile("../examples/batches/batch1.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(h.cfg.InboxDir(), ".batch1.csv.tmp")
+	if err := os.WriteFile(tmp, body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(h.cfg.InboxDir(), "batch1.csv")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-h.inBatch:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no micro-batch started")
+	}
+	return h
+}
+
+// close calls Close in the background and waits until it has begun.
+func (h *shutdownHarness) close(t *testing.T) chan error {
+	t.Helper()
+	closed := make(chan error, 1)
+	go func() { closed <- h.d.Close() }()
+	select {
+	case <-h.stopping:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not begin")
+	}
+	return closed
+}
+
+func (h *shutdownHarness) checkpoint(t *testing.T) int64 {
+	t.Helper()
+	db, err := store.Open(h.cfg.DataDir, store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	cp, err := db.Checkpoint(h.cfg.Stream.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cp.RawVersion
+}
+
+func TestCloseFinishesTheCurrentMicroBatch(t *testing.T) {
+	h := newShutdownHarness(t)
+	closed := h.close(t)
+	select {
+	case err := <-closed:
+		t.Fatalf("Close returned (%v) while a micro-batch was running", err)
+	default:
+	}
+	close(h.release)
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if got := h.checkpoint(t); got != 1 {
+		t.Errorf("checkpoint at raw version %d, want 1: the batch must be finished", got)
+	}
+}
+
+func TestCloseCancelsWorkAfterTheShutdownTimeout(t *testing.T) {
+	h := newShutdownHarness(t)
+	closed := h.close(t)
+	h.clock.waitDeadline(t, h.clock.Now().Add(h.cfg.ShutdownTimeout))
+	h.clock.Advance(h.cfg.ShutdownTimeout)
+	err := <-closed
+	if err == nil || !strings.Contains(err.Error(), "shutdown_timeout") {
+		t.Fatalf("Close: %v, want the shutdown timeout reported", err)
+	}
+	if got := h.checkpoint(t); got != 0 {
+		t.Errorf("checkpoint at raw version %d, want 0: the cancelled batch must roll back", got)
+	}
+}

@@ -1,0 +1,547 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/upicdc/upicdc/cdc"
+	"github.com/upicdc/upicdc/store"
+)
+
+// Limits of one request and one response.
+const (
+	// DefaultLimit is the number of change-feed rows or commits returned
+	// when the request gives no limit.
+	DefaultLimit = 1000
+	// MaxLimit is the most rows one response holds.
+	MaxLimit = 10000
+	// RequestTimeout bounds a request's handling (the response is then a 503).
+	RequestTimeout = 30 * time.Second
+	// maxBody is how much of a request body is accepted: the API is
+	// read-only, so none is needed.
+	maxBody = 1 << 10
+)
+
+// Options configures the API.
+type Options struct {
+	// DB is the store read by every endpoint.
+	DB *store.DB
+	// Location is the zone timestamps are written in (default UTC).
+	Location *time.Location
+	// Status returns the value served as /api/v1/status.
+	Status func(context.Context) (any, error)
+	// Ready says whether /readyz answers 200, and why not.
+	Ready func() (bool, string)
+	// Metrics serves /metrics (nil: 404).
+	Metrics http.Handler
+	// Logger receives request errors (default: discard).
+	Logger *slog.Logger
+}
+
+type server struct {
+	db  *store.DB
+	loc *time.Location
+	opt Options
+	log *slog.Logger
+}
+
+// New returns the API's handler.
+func New(opts Options) http.Handler {
+	if opts.Location == nil {
+		opts.Location = time.UTC
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Ready == nil {
+		opts.Ready = func() (bool, string) { return true, "ready" }
+	}
+	s := &server{db: opts.DB, loc: opts.Location, opt: opts, log: opts.Logger}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", get(s.healthz))
+	mux.HandleFunc("/readyz", get(s.readyz))
+	if opts.Metrics != nil {
+		mux.Handle("/metrics", get(opts.Metrics.ServeHTTP))
+	}
+	mux.HandleFunc("/api/v1/status", get(s.status))
+	mux.HandleFunc("/api/v1/merchants", get(s.merchants))
+	mux.HandleFunc("/api/v1/merchants/{id}", get(s.merchant))
+	mux.HandleFunc("/api/v1/tables/{table}/history", get(s.history))
+	mux.HandleFunc("/api/v1/tables/{table}/changes", get(s.changes))
+	mux.HandleFunc("/api/v1/transactions/{id}", get(s.transaction))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s (see /api/v1/status, /api/v1/merchants, /api/v1/tables/{table}/history, /api/v1/tables/{table}/changes, /api/v1/transactions/{id}, /healthz, /readyz, /metrics)", r.URL.Path), "")
+	})
+	timeoutBody, _ := json.Marshal(errorBody{Error: "request timed out"})
+	return s.accessLog(http.TimeoutHandler(mux, RequestTimeout, string(timeoutBody)))
+}
+
+// statusRecorder remembers the status a handler wrote.
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.code = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+// accessLog logs each request at debug level.
+func (s *server) accessLog(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.log.Enabled(r.Context(), slog.LevelDebug) {
+			h.ServeHTTP(w, r)
+			return
+		}
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		h.ServeHTTP(rec, r)
+		s.log.Debug("http request", "method", r.Method, "path", r.URL.Path, "query", r.URL.RawQuery,
+			"status", rec.code, "duration", time.Since(start), "remote", r.RemoteAddr)
+	})
+}
+
+// NewServer returns an http.Server for h with timeouts and header limits
+// suited to a small read-only API.
+func NewServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      RequestTimeout + 10*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+// get admits GET and HEAD only, and caps the request body.
+func get(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed: the API is read-only", "")
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		h(w, r)
+	}
+}
+
+type errorBody struct {
+	Error     string `json:"error"`
+	Parameter string `json:"parameter,omitempty"`
+}
+
+func writeError(w http.ResponseWriter, code int, msg, param string) {
+	writeJSON(w, code, errorBody{Error: msg, Parameter: param})
+}
+
+// writeJSON encodes v whole before writing, so an encoding error is still a
+// clean 500 and Content-Length is exact.
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		code = http.StatusInternalServerError
+		b.Reset()
+		_ = json.NewEncoder(&b).Encode(errorBody{Error: "encode response: " + err.Error()})
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(b.Len()))
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_, _ = w.Write(b.Bytes())
+}
+
+// storeError maps a store error to a status: unknown names and versions are
+// 404, anything else a 500 (logged).
+func (s *server) storeError(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrUnknownTable), errors.Is(err, store.ErrVersionNotFound):
+		writeError(w, http.StatusNotFound, err.Error(), "")
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		writeError(w, http.StatusServiceUnavailable, "request cancelled: "+err.Error(), "")
+	default:
+		s.log.Error("request failed", "path", r.URL.Path, "err", err)
+		writeError(w, http.StatusInternalServerError, err.Error(), "")
+	}
+}
+
+// paramError is a bad query or path parameter (400).
+type paramError struct{ name, msg string }
+
+func (e *paramError) Error() string { return e.name + ": " + e.msg }
+
+func badParam(w http.ResponseWriter, err error) {
+	var pe *paramError
+	if errors.As(err, &pe) {
+		writeError(w, http.StatusBadRequest, pe.Error(), pe.name)
+		return
+	}
+	writeError(w, http.StatusBadRequest, err.Error(), "")
+}
+
+// intParam reads an optional integer query parameter within [lo, hi].
+func intParam(r *http.Request, name string, def, lo, hi int64) (int64, error) {
+	q := r.URL.Query()
+	if !q.Has(name) {
+		return def, nil
+	}
+	if len(q[name]) > 1 {
+		return 0, &paramError{name, "given more than once"}
+	}
+	v, err := strconv.ParseInt(q.Get(name), 10, 64)
+	if err != nil {
+		return 0, &paramError{name, fmt.Sprintf("%q is not an integer", q.Get(name))}
+	}
+	if v < lo || v > hi {
+		return 0, &paramError{name, fmt.Sprintf("%d is out of range %d..%d", v, lo, hi)}
+	}
+	return v, nil
+}
+
+// checkQuery refuses query parameters an endpoint does not know, so a typo
+// ("form=3") is an error rather than silently ignored.
+func checkQuery(r *http.Request, known ...string) error {
+	for k := range r.URL.Query() {
+		ok := false
+		for _, n := range known {
+			ok = ok || k == n
+		}
+		if !ok {
+			return &paramError{k, "unknown query parameter"}
+		}
+	}
+	return nil
+}
+
+// idParam reads a path id, bounded like ids in batch files.
+func idParam(r *http.Request, name string) (string, error) {
+	id := r.PathValue(name)
+	if id == "" {
+		return "", &paramError{name, "empty"}
+	}
+	if len(id) > cdc.MaxIDLen {
+		return "", &paramError{name, fmt.Sprintf("longer than %d bytes", cdc.MaxIDLen)}
+	}
+	return id, nil
+}
+
+func (s *server) healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *server) readyz(w http.ResponseWriter, _ *http.Request) {
+	ok, why := s.opt.Ready()
+	if !ok {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": why})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *server) status(w http.ResponseWriter, r *http.Request) {
+	if err := checkQuery(r); err != nil {
+		badParam(w, err)
+		return
+	}
+	if s.opt.Status == nil {
+		writeError(w, http.StatusNotFound, "no status in this server", "")
+		return
+	}
+	st, err := s.opt.Status(r.Context())
+	if err != nil {
+		s.storeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+type merchantsJSON struct {
+	Table     string          `json:"table"`
+	Version   int64           `json:"version"`
+	Merchants []aggregateJSON `json:"merchants"`
+	Truncated bool            `json:"truncated"`
+	// NextAfter is the after= that continues a truncated list.
+	NextAfter *string `json:"next_after,omitempty"`
+}
+
+// merchants lists the aggregated table (now, or at ?version=), in
+// merchant_id order, at most ?limit= rows (default and most: MaxLimit)
+// after ?after=.
+func (s *server) merchants(w http.ResponseWriter, r *http.Request) {
+	if err := checkQuery(r, "version", "limit", "after"); err != nil {
+		badParam(w, err)
+		return
+	}
+	version, err := intParam(r, "version", -1, 0, 1<<62)
+	if err != nil {
+		badParam(w, err)
+		return
+	}
+	limit, err := intParam(r, "limit", MaxLimit, 1, MaxLimit)
+	if err != nil {
+		badParam(w, err)
+		return
+	}
+	after := r.URL.Query().Get("after")
+	aggs, v, err := s.db.Aggregates(version)
+	if err != nil {
+		s.storeError(w, r, err)
+		return
+	}
+	out := merchantsJSON{Table: string(store.AggTable), Version: v, Merchants: []aggregateJSON{}}
+	for _, a := range aggs {
+		if after != "" && a.MerchantID <= after {
+			continue
+		}
+		if int64(len(out.Merchants)) == limit {
+			out.Truncated = true
+			last := out.Merchants[len(out.Merchants)-1].MerchantID
+			out.NextAfter = &last
+			break
+		}
+		out.Merchants = append(out.Merchants, aggJSON(a))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *server) merchant(w http.ResponseWriter, r *http.Request) {
+	if err := checkQuery(r); err != nil {
+		badParam(w, err)
+		return
+	}
+	id, err := idParam(r, "id")
+	if err != nil {
+		badParam(w, err)
+		return
+	}
+	a, err := s.db.Aggregate(id)
+	if err != nil {
+		s.storeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, aggJSON(a))
+}
+
+// table reads the {table} path value; an unknown table is a 404.
+func (s *server) table(w http.ResponseWriter, r *http.Request) (store.Table, bool) {
+	t, err := store.ParseTable(r.PathValue("table"))
+	if err != nil {
+		writeError(w, http.StatusNotFound, err.Error(), "")
+		return "", false
+	}
+	return t, true
+}
+
+type historyJSON struct {
+	Table     string       `json:"table"`
+	Commits   []commitJSON `json:"commits"`
+	Truncated bool         `json:"truncated"`
+	// NextFrom is the from= that continues a truncated list.
+	NextFrom *int64 `json:"next_from,omitempty"`
+}
+
+func (s *server) history(w http.ResponseWriter, r *http.Request) {
+	t, ok := s.table(w, r)
+	if !ok {
+		return
+	}
+	if err := checkQuery(r, "from", "limit"); err != nil {
+		badParam(w, err)
+		return
+	}
+	from, err := intParam(r, "from", 0, 0, 1<<62)
+	if err != nil {
+		badParam(w, err)
+		return
+	}
+	limit, err := intParam(r, "limit", DefaultLimit, 1, MaxLimit)
+	if err != nil {
+		badParam(w, err)
+		return
+	}
+	commits, err := s.db.History(t)
+	if err != nil {
+		s.storeError(w, r, err)
+		return
+	}
+	out := historyJSON{Table: string(t), Commits: []commitJSON{}}
+	for _, c := range commits {
+		if c.Version < from {
+			continue
+		}
+		if int64(len(out.Commits)) == limit {
+			out.Truncated = true
+			next := c.Version
+			out.NextFrom = &next
+			break
+		}
+		out.Commits = append(out.Commits, s.commitJSON(c))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+type changesJSON struct {
+	Table     string `json:"table"`
+	From      int64  `json:"from"`
+	To        int64  `json:"to"`
+	Changes   []any  `json:"changes"`
+	Truncated bool   `json:"truncated"`
+	// Next continues a truncated feed: ?from=Next.From&skip=Next.Skip
+	// (the rows of version Next.From already returned are skipped).
+	Next *nextJSON `json:"next,omitempty"`
+}
+
+type nextJSON struct {
+	From int64 `json:"from"`
+	Skip int64 `json:"skip"`
+}
+
+// errFull stops a change-feed read once the response is full.
+var errFull = errors.New("response full")
+
+func (s *server) changes(w http.ResponseWriter, r *http.Request) {
+	t, ok := s.table(w, r)
+	if !ok {
+		return
+	}
+	if err := checkQuery(r, "from", "to", "limit", "skip"); err != nil {
+		badParam(w, err)
+		return
+	}
+	if !r.URL.Query().Has("from") {
+		badParam(w, &paramError{"from", "required (the first version, inclusive)"})
+		return
+	}
+	from, err := intParam(r, "from", 0, 0, 1<<62)
+	if err != nil {
+		badParam(w, err)
+		return
+	}
+	latest, err := s.db.LatestVersion(t)
+	if err != nil {
+		s.storeError(w, r, err)
+		return
+	}
+	to, err := intParam(r, "to", latest, 0, 1<<62)
+	if err != nil {
+		badParam(w, err)
+		return
+	}
+	limit, err := intParam(r, "limit", DefaultLimit, 1, MaxLimit)
+	if err != nil {
+		badParam(w, err)
+		return
+	}
+	skip, err := intParam(r, "skip", 0, 0, 1<<62)
+	if err != nil {
+		badParam(w, err)
+		return
+	}
+	switch {
+	case from > latest:
+		badParam(w, &paramError{"from", fmt.Sprintf("version %d does not exist (latest is %d)", from, latest)})
+		return
+	case to < from:
+		badParam(w, &paramError{"to", fmt.Sprintf("%d is before from (%d)", to, from)})
+		return
+	}
+	to = min(to, latest)
+	out := changesJSON{Table: string(t), From: from, To: to, Changes: []any{}}
+	var seenInFirst int64
+	add := func(version int64, row any) error {
+		if version == from && seenInFirst < skip {
+			seenInFirst++
+			return nil
+		}
+		if int64(len(out.Changes)) == limit {
+			out.Truncated = true
+			n := nextJSON{From: version}
+			if version == from {
+				n.Skip = skip + limit
+			} else {
+				// Rows of this version already returned.
+				for i := len(out.Changes) - 1; i >= 0 && changeVersion(out.Changes[i]) == version; i-- {
+					n.Skip++
+				}
+			}
+			out.Next = &n
+			return errFull
+		}
+		out.Changes = append(out.Changes, row)
+		return nil
+	}
+	if t == store.RawTable {
+		err = s.db.Changes(r.Context(), from, to, func(c store.Change) error {
+			return add(c.Version, rawChangeJSON{s.rowJSON(c.Row), s.meta(c.Type, c.Version, c.Timestamp)})
+		})
+	} else {
+		err = s.db.AggChanges(r.Context(), from, to, func(c store.AggChange) error {
+			return add(c.Version, aggChangeJSON{aggJSON(c.Agg), s.meta(c.Type, c.Version, c.Timestamp)})
+		})
+	}
+	if err != nil && !errors.Is(err, errFull) {
+		s.storeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func changeVersion(v any) int64 {
+	switch c := v.(type) {
+	case rawChangeJSON:
+		return c.CommitVersion
+	case aggChangeJSON:
+		return c.CommitVersion
+	}
+	return -1
+}
+
+func (s *server) meta(t store.ChangeType, version, ts int64) changeMeta {
+	return changeMeta{ChangeType: t.String(), CommitVersion: version, CommitTimestamp: s.millis(ts)}
+}
+
+type transactionJSON struct {
+	TransactionID string        `json:"transaction_id"`
+	Versions      []versionJSON `json:"versions"`
+}
+
+func (s *server) transaction(w http.ResponseWriter, r *http.Request) {
+	if err := checkQuery(r); err != nil {
+		badParam(w, err)
+		return
+	}
+	id, err := idParam(r, "id")
+	if err != nil {
+		badParam(w, err)
+		return
+	}
+	versions, err := s.db.TxnHistory(id)
+	if err != nil {
+		s.storeError(w, r, err)
+		return
+	}
+	out := transactionJSON{TransactionID: id, Versions: make([]versionJSON, 0, len(versions))}
+	for _, v := range versions {
+		vj := versionJSON{CommitVersion: v.Version, Step: v.Step, CommitTimestamp: s.millis(v.Timestamp),
+			Deleted: v.Deleted, rowJSON: s.rowJSON(v.Row)}
+		if v.Deleted {
+			at := s.micros(v.DeletedAt)
+			vj.DeletedAt = &at
+		}
+		out.Versions = append(out.Versions, vj)
+	}
+	writeJSON(w, http.StatusOK, out)
+}

@@ -1,0 +1,177 @@
+package httpapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/upicdc/upicdc/agg"
+	"github.com/upicdc/upicdc/cdc"
+	"github.com/upicdc/upicdc/daemon/httpapi"
+	"github.com/upicdc/upicdc/store"
+)
+
+// seeded returns an API over a store holding the seed's three batches,
+// processed.
+func seeded(t *testing.T) *httptest.Server {
+	t.Helper()
+	db, err := store.Open(t.TempDir(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	m := cdc.NewMerger(db, cdc.ParseOptions{}, nil)
+	p := agg.NewProcessor(db, agg.Options{})
+	for _, b := range []string{"batch1.csv", "batch2.csv", "batch3.csv"} {
+		if _, err := m.IngestFile(context.Background(), "../../examples/batches/"+b); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.RunAvailableNow(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv := httptest.NewServer(httpapi.New(httpapi.Options{
+		DB:     db,
+		Status: func(context.Context) (any, error) { return map[string]int{"answer": 42}, nil },
+		Ready:  func() (bool, string) { return false, "catching up" },
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func fetch(t *testing.T, srv *httptest.Server, method, path string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, srv.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct := resp.Header.Get("Content-Type"); method != http.MethodHead && ct != "application/json" {
+		t.Errorf("%s %s: Content-Type %q", method, path, ct)
+	}
+	return resp.StatusCode, string(body)
+}
+
+func TestEndpoints(t *testing.T) {
+	srv := seeded(t)
+	tests := []struct {
+		name, method, path string
+		code               int
+		contains           []string
+	}{
+		{"merchants", "GET", "/api/v1/merchants", 200, []string{
+			`"version":3`,
+			`{"merchant_id":"M001","total_sales":500,"total_refunds":-500,"net_sales":0,`,
+			`{"merchant_id":"M003","total_sales":1500,"total_refunds":0,"net_sales":1500,`}},
+		{"merchants at version 1", "GET", "/api/v1/merchants?version=1", 200, []string{`"version":1`, `"merchant_id":"M003","total_sales":0`}},
+		{"merchants at a future version", "GET", "/api/v1/merchants?version=99", 404, []string{`version 99`}},
+		{"merchants with a bad version", "GET", "/api/v1/merchants?version=abc", 400, []string{`"parameter":"version"`}},
+		{"merchants with a negative version", "GET", "/api/v1/merchants?version=-1", 400, []string{`"parameter":"version"`}},
+		{"unknown parameter", "GET", "/api/v1/merchants?verison=1", 400, []string{`"parameter":"verison"`, "unknown query parameter"}},
+		{"merchants page", "GET", "/api/v1/merchants?limit=2", 200, []string{`"merchant_id":"M002"`, `"truncated":true,"next_after":"M002"`}},
+		{"merchants next page", "GET", "/api/v1/merchants?limit=2&after=M002", 200, []string{`"merchant_id":"M003"`, `"merchant_id":"M004"`, `"truncated":false`}},
+		{"merchants limit 0", "GET", "/api/v1/merchants?limit=0", 400, []string{`"parameter":"limit"`}},
+		{"one merchant", "GET", "/api/v1/merchants/M001", 200, []string{`"merchant_id":"M001","total_sales":500,"total_refunds":-500`}},
+		{"unknown merchant", "GET", "/api/v1/merchants/M999", 404, []string{`"error":"merchant \"M999\": not found"`}},
+		{"merchant id too long", "GET", "/api/v1/merchants/" + strings.Repeat("x", 300), 400, []string{`"parameter":"id"`}},
+		{"history", "GET", "/api/v1/tables/raw_upi_transactions_v1/history", 200, []string{`"operation":"CREATE TABLE"`, `"operation":"MERGE"`, `"name":"batch3.csv"`}},
+		{"agg history has txn", "GET", "/api/v1/tables/aggregated_upi_transactions/history", 200, []string{`"txn":{"appId":"merchant_aggregates","version":2}`}},
+		{"history page", "GET", "/api/v1/tables/raw_upi_transactions_v1/history?from=1&limit=2", 200, []string{`"truncated":true`, `"next_from":3`}},
+		{"unknown table", "GET", "/api/v1/tables/nope/history", 404, []string{`unknown table \"nope\"`}},
+		{"changes", "GET", "/api/v1/tables/raw_upi_transactions_v1/changes?from=3&to=3", 200, []string{
+			`"transaction_id":"T001","upi_id":"upi1@bank","merchant_id":"M001","transaction_amount":500,"transaction_time":"2024-12-21T10:15:00Z","transaction_status":"completed","_change_type":"update_preimage","_commit_version":3`}},
+		{"agg changes", "GET", "/api/v1/tables/aggregated_upi_transactions/changes?from=1", 200, []string{`"_change_type":"insert"`, `"_change_type":"update_postimage"`}},
+		{"changes of an unknown table", "GET", "/api/v1/tables/nope/changes?from=0", 404, []string{"unknown table"}},
+		{"changes without from", "GET", "/api/v1/tables/raw_upi_transactions_v1/changes", 400, []string{`"parameter":"from"`, "required"}},
+		{"changes with bad from", "GET", "/api/v1/tables/raw_upi_transactions_v1/changes?from=x", 400, []string{`"parameter":"from"`}},
+		{"changes from the future", "GET", "/api/v1/tables/raw_upi_transactions_v1/changes?from=9", 400, []string{`"parameter":"from"`, "latest is 3"}},
+		{"changes to before from", "GET", "/api/v1/tables/raw_upi_transactions_v1/changes?from=2&to=1", 400, []string{`"parameter":"to"`}},
+		{"changes limit too big", "GET", "/api/v1/tables/raw_upi_transactions_v1/changes?from=0&limit=100000", 400, []string{`"parameter":"limit"`}},
+		{"transaction", "GET", "/api/v1/transactions/T001", 200, []string{`"transaction_id":"T001","versions":[{"_commit_version":1,"step":0`, `"transaction_status":"refunded"`}},
+		{"unknown transaction", "GET", "/api/v1/transactions/T999", 404, []string{`not found`}},
+		{"status", "GET", "/api/v1/status", 200, []string{`{"answer":42}`}},
+		{"healthz", "GET", "/healthz", 200, []string{`"ok"`}},
+		{"readyz", "GET", "/readyz", 503, []string{`"reason":"catching up"`}},
+		{"unknown endpoint", "GET", "/api/v2/merchants", 404, []string{"no such endpoint"}},
+		{"read-only", "POST", "/api/v1/merchants", 405, []string{"read-only"}},
+		{"metrics absent", "GET", "/metrics", 404, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body := fetch(t, srv, tc.method, tc.path)
+			if code != tc.code {
+				t.Errorf("status %d, want %d\n%s", code, tc.code, body)
+			}
+			for _, want := range tc.contains {
+				if !strings.Contains(body, want) {
+					t.Errorf("body lacks %s\n%s", want, body)
+				}
+			}
+		})
+	}
+}
+
+// TestChangesPagination reads the raw change feed one page of 2 rows at a
+// time, following "next", and gets exactly the unpaged feed.
+func TestChangesPagination(t *testing.T) {
+	srv := seeded(t)
+	type page struct {
+		Changes   []json.RawMessage `json:"changes"`
+		Truncated bool              `json:"truncated"`
+		Next      *struct{ From, Skip int64 }
+	}
+	decode := func(path string) page {
+		t.Helper()
+		code, body := fetch(t, srv, "GET", path)
+		if code != 200 {
+			t.Fatalf("%s: %d %s", path, code, body)
+		}
+		var p page
+		if err := json.Unmarshal([]byte(body), &p); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	all := decode("/api/v1/tables/raw_upi_transactions_v1/changes?from=0")
+	if all.Truncated || len(all.Changes) < 5 {
+		t.Fatalf("full feed: %d rows, truncated=%v", len(all.Changes), all.Truncated)
+	}
+	var paged []json.RawMessage
+	path := "/api/v1/tables/raw_upi_transactions_v1/changes?from=0&limit=2"
+	for pages := 0; ; pages++ {
+		if pages > 100 {
+			t.Fatal("pagination does not end")
+		}
+		p := decode(path)
+		paged = append(paged, p.Changes...)
+		if !p.Truncated {
+			break
+		}
+		path = "/api/v1/tables/raw_upi_transactions_v1/changes?limit=2&from=" + itoa(p.Next.From) + "&skip=" + itoa(p.Next.Skip)
+	}
+	if len(paged) != len(all.Changes) {
+		t.Fatalf("paged %d rows, want %d", len(paged), len(all.Changes))
+	}
+	for i := range paged {
+		if string(paged[i]) != string(all.Changes[i]) {
+			t.Errorf("row %d: %s, want %s", i, paged[i], all.Changes[i])
+		}
+	}
+}
+
+func itoa(v int64) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
