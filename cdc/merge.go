@@ -69,7 +69,8 @@ func (m *Merger) IngestFile(ctx context.Context, path string) (Result, error) {
 	}
 	rows, err := Parse(data, name, format, m.opts)
 	if err != nil {
-		return Result{File: name}, err
+		// A ParseError starts with the file name: "ingest bad.csv: line 3: …".
+		return Result{File: name}, fmt.Errorf("ingest %w", err)
 	}
 	return m.Merge(ctx, &Batch{Name: name, Path: path, Format: format, Size: int64(len(data)), SHA256: sum, Rows: rows})
 }

@@ -65,28 +65,17 @@ type lagInfo struct {
 	lag                    time.Duration
 }
 
-// lagInfo reads the checkpoint before the latest versions: the reads are
-// separate transactions, and in this order a commit landing between them can
-// only overstate the lag for a moment, never hide it.
+// lagInfo reads the stream's progress in one store transaction, so the
+// checkpoint and the latest versions always belong together.
 func (d *Daemon) lagInfo() (lagInfo, error) {
-	var l lagInfo
-	var err error
-	if l.cp, err = d.db.Checkpoint(d.config().Stream.Name); err != nil {
-		return l, err
+	p, err := d.db.Progress(d.config().Stream.Name)
+	if err != nil {
+		return lagInfo{}, err
 	}
-	if l.rawVersion, err = d.db.LatestVersion(store.RawTable); err != nil {
-		return l, err
-	}
-	if l.aggVersion, err = d.db.LatestVersion(store.AggTable); err != nil {
-		return l, err
-	}
+	l := lagInfo{rawVersion: p.RawVersion, aggVersion: p.AggVersion, cp: p.Checkpoint}
 	l.behind = max(0, l.rawVersion-l.cp.RawVersion)
-	if l.behind > 0 {
-		ci, err := d.db.Commit(store.RawTable, l.cp.RawVersion+1)
-		if err != nil {
-			return l, err
-		}
-		l.lag = max(0, d.clock.Now().Sub(ci.Time()))
+	if p.OldestPending > 0 {
+		l.lag = max(0, d.clock.Now().Sub(time.UnixMilli(p.OldestPending)))
 	}
 	return l, nil
 }

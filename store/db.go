@@ -56,10 +56,11 @@ type Options struct {
 
 // DB is an open store.
 type DB struct {
-	bolt *bolt.DB
-	path string
-	now  func() time.Time
-	log  *slog.Logger
+	bolt     *bolt.DB
+	readOnly bool
+	path     string
+	now      func() time.Time
+	log      *slog.Logger
 }
 
 // Open opens (creating if needed, unless read-only) the store in dataDir.
@@ -101,7 +102,7 @@ func Open(dataDir string, opts Options) (*DB, error) {
 		}
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	db := &DB{bolt: bdb, path: path, now: opts.Now, log: opts.Logger}
+	db := &DB{bolt: bdb, readOnly: opts.ReadOnly, path: path, now: opts.Now, log: opts.Logger}
 	if opts.ReadOnly {
 		err = db.checkFormat()
 	} else {
@@ -334,20 +335,27 @@ func (db *DB) IngestedFile(sha [32]byte) (FileRecord, bool, error) {
 	return rec, found, err
 }
 
-// Check runs bbolt's consistency check over the whole file.
+// Check runs bbolt's consistency check over the whole file. bbolt's check
+// reads the freelist, which is only safe while no writer runs: on a writable
+// store it runs in a write transaction that is rolled back, so it waits its
+// turn like a writer; a read-only store has no writer in this process and
+// holds a lock that keeps other processes from writing.
 func (db *DB) Check(ctx context.Context) error {
-	return db.bolt.View(func(tx *bolt.Tx) error {
-		var first error
-		for err := range tx.Check() { // drain: Check's goroutine sends until done
-			if first == nil {
-				first = fmt.Errorf("%w: %v", ErrCorrupt, err)
-			}
+	tx, err := db.bolt.Begin(!db.readOnly)
+	if err != nil {
+		return fmt.Errorf("check: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	var first error
+	for err := range tx.Check() { // drain: Check's goroutine sends until done
+		if first == nil {
+			first = fmt.Errorf("%w: %v", ErrCorrupt, err)
 		}
-		if first != nil {
-			return first
-		}
-		return ctx.Err()
-	})
+	}
+	if first != nil {
+		return first
+	}
+	return ctx.Err()
 }
 
 func beUint(b []byte) uint64 {

@@ -301,3 +301,57 @@ func (db *DB) Process(ctx context.Context, stream string, fn func(*ProcessTx) er
 	}
 	return ci, true, nil
 }
+
+// Progress is a stream's position against both tables, read in one
+// transaction so the numbers belong together.
+type Progress struct {
+	Checkpoint Checkpoint
+	RawVersion int64 // the raw table's latest version
+	AggVersion int64 // the aggregated table's latest version
+	// OldestPending is the commit timestamp (ms) of the first raw version
+	// the stream has not processed; 0 when it is caught up.
+	OldestPending int64
+}
+
+// Progress reads a stream's checkpoint and both tables' latest versions in
+// one read transaction.
+func (db *DB) Progress(stream string) (Progress, error) {
+	p := Progress{Checkpoint: initialCheckpoint(stream)}
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		if sb := tx.Bucket(bucketStreams).Bucket([]byte(stream)); sb != nil {
+			if v := sb.Bucket(subCheckpoint).Get(subCheckpoint); v != nil {
+				if err := jsonUnmarshal(v, &p.Checkpoint); err != nil {
+					return err
+				}
+			}
+		}
+		raw, err := tableBucket(tx, RawTable)
+		if err != nil {
+			return err
+		}
+		last, err := lastCommit(raw)
+		if err != nil {
+			return err
+		}
+		p.RawVersion = last.Version
+		if p.Checkpoint.RawVersion < p.RawVersion {
+			if p.OldestPending, err = commitTimes(raw)(p.Checkpoint.RawVersion + 1); err != nil {
+				return err
+			}
+		}
+		aggTB, err := tableBucket(tx, AggTable)
+		if err != nil {
+			return err
+		}
+		k, _ := aggTB.Bucket(subLog).Cursor().Last()
+		if k == nil {
+			return fmt.Errorf("%w: %s has no commits", ErrCorrupt, AggTable)
+		}
+		p.AggVersion = int64(beUint(k))
+		return nil
+	})
+	if err != nil {
+		return p, fmt.Errorf("progress of stream %q: %w", stream, err)
+	}
+	return p, nil
+}

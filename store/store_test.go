@@ -196,3 +196,22 @@ func TestReadersDoNotBlockTheWriter(t *testing.T) {
 		t.Errorf("writer committed version %d", ci.Version)
 	}
 }
+
+func TestProgress(t *testing.T) {
+	db := open(t, t.TempDir())
+	p, err := db.Progress("s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.RawVersion != 0 || p.AggVersion != 0 || p.Checkpoint.BatchID != -1 || p.OldestPending != 0 {
+		t.Errorf("new store: %+v", p)
+	}
+	first := merge(t, db, "a", row("A", "M1", 100, 0, store.StatusInitiated))
+	merge(t, db, "b", row("B", "M1", 100, 0, store.StatusInitiated))
+	if p, err = db.Progress("s"); err != nil {
+		t.Fatal(err)
+	}
+	if p.RawVersion != 2 || p.OldestPending != first.Timestamp {
+		t.Errorf("two versions behind: %+v, want oldest pending %d", p, first.Timestamp)
+	}
+}

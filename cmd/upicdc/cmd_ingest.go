@@ -67,8 +67,10 @@ reported and skipped.`,
 				}
 				out.add(ingestRow(res)...)
 			}
-			if err := a.print(out); err != nil {
-				return err
+			if len(out.rows) > 0 || ingestErr == nil {
+				if err := a.print(out); err != nil {
+					return err
+				}
 			}
 			return ingestErr
 		},
