@@ -2,81 +2,28 @@ package delta_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
 	"fmt"
-	"math/rand/v2"
 	"os"
-	"strconv"
 	"testing"
 
 	"github.com/upicdc/upicdc/cdc"
+	"github.com/upicdc/upicdc/cdc/cdctest"
 	"github.com/upicdc/upicdc/cdc/delta"
 	"github.com/upicdc/upicdc/store"
 )
 
-// benchLoad makes MERGE batches like cdc's BenchmarkMerge: new transactions
-// and updates of existing ones, with random ids (updates spread over the
-// whole table: every data file is rewritten) or time-ordered ids (updates of
-// the newest 200k transactions: only the newest files are rewritten).
-type benchLoad struct {
-	rng     *rand.Rand
-	ids     []string
-	clock   int64
-	serial  int
-	ordered bool
-}
-
-func (w *benchLoad) batch(n int, updateFrac float64) *cdc.Batch {
-	rows := make([]cdc.Input, n)
-	for i := range rows {
-		w.clock += 1000
-		var id string
-		status := store.StatusInitiated
-		if len(w.ids) > 0 && w.rng.Float64() < updateFrac {
-			if w.ordered {
-				id = w.ids[len(w.ids)-1-w.rng.IntN(min(len(w.ids), 200_000))]
-			} else {
-				id = w.ids[w.rng.IntN(len(w.ids))]
-			}
-			status = store.StatusCompleted
-		} else {
-			w.serial++
-			if w.ordered {
-				id = fmt.Sprintf("%012d", 400_000_000_000+w.serial)
-			} else {
-				var b [8]byte
-				binary.BigEndian.PutUint64(b[:], w.rng.Uint64())
-				id = fmt.Sprintf("TXN%016x", b)
-			}
-			w.ids = append(w.ids, id)
-		}
-		rows[i] = cdc.Input{Pos: i + 2, Op: cdc.OpUpsert, Row: store.Row{
-			TransactionID: id,
-			UPIID:         "user" + strconv.Itoa(w.rng.IntN(1_000_000)) + "@bank",
-			MerchantID:    "M" + strconv.Itoa(w.rng.IntN(5000)),
-			Amount:        store.Paise(100 + w.rng.Int64N(1_000_000)),
-			Time:          w.clock,
-			Status:        status,
-		}}
-	}
-	w.serial++
-	return &cdc.Batch{Name: fmt.Sprintf("bench-%d.csv", w.serial), Format: cdc.FormatCSV, Rows: rows,
-		SHA256: sha256.Sum256([]byte(strconv.Itoa(w.serial) + strconv.FormatUint(w.rng.Uint64(), 10)))}
-}
-
-func benchStore(b *testing.B, rows int, ordered bool) (*store.DB, *benchLoad) {
+func benchStore(b *testing.B, rows int, ordered bool) (*store.DB, *cdctest.Workload) {
 	b.Helper()
 	db, err := store.Open(b.TempDir(), store.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { db.Close() })
-	w := &benchLoad{rng: rand.New(rand.NewPCG(1, 7)), clock: 1_734_775_200_000_000, ordered: ordered}
+	w := cdctest.NewWorkload(1, ordered)
 	m := cdc.NewMerger(db, cdc.ParseOptions{}, nil)
 	const step = 100_000
 	for done := 0; done < rows; done += step {
-		if _, err := m.Merge(context.Background(), w.batch(min(step, rows-done), 0)); err != nil {
+		if _, err := m.Merge(context.Background(), w.Batch(min(step, rows-done), 0)); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -129,7 +76,7 @@ func BenchmarkExportIncremental(b *testing.B) {
 			b.ResetTimer()
 			for b.Loop() {
 				b.StopTimer()
-				if _, err := m.Merge(context.Background(), w.batch(100_000, 0.5)); err != nil {
+				if _, err := m.Merge(context.Background(), w.Batch(100_000, 0.5)); err != nil {
 					b.Fatal(err)
 				}
 				b.StartTimer()
