@@ -310,3 +310,57 @@ func TestCloseCancelsWorkAfterTheShutdownTimeout(t *testing.T) {
 		t.Errorf("checkpoint at raw version %d, want 0: the cancelled batch must roll back", got)
 	}
 }
+
+// TestInboxRescanFindsFilesWithoutEvents: with the file-system watch gone
+// (as when the kernel's event queue overflows), a file renamed into the
+// inbox is found by the periodic rescan alone.
+func TestInboxRescanFindsFilesWithoutEvents(t *testing.T) {
+	clock := newFakeClockAt(time.Now())
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.HTTP.Listen = "127.0.0.1:0"
+	cfg.Stream.Trigger = "0s"
+	cfg.Inbox.PollInterval = time.Minute
+	d := New(Options{Config: cfg, Clock: clock})
+	if err := d.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := d.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	if err := d.inbox.watcher.Remove(cfg.InboxDir()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // let the watch's removal event pass
+	src := filepath.Join(t.TempDir(), "b1.csv")
+	body := "transaction_id,upi_id,merchant_id,transaction_amount,transaction_time,transaction_status\nT1,u1,M1,100,2024-12-21 10:00:00,completed\n"
+	if err := os.WriteFile(src, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(src, filepath.Join(cfg.InboxDir(), "b1.csv")); err != nil {
+		t.Fatal(err)
+	}
+	rawVersion := func() int64 {
+		st, err := d.Status()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.RawVersion
+	}
+	time.Sleep(100 * time.Millisecond)
+	if v := rawVersion(); v != 0 {
+		t.Fatalf("file taken without events or a poll (raw version %d): the watch was not off", v)
+	}
+	clock.Advance(cfg.Inbox.PollInterval)
+	for i := 0; rawVersion() != 1; i++ {
+		if i == 2000 {
+			t.Fatal("the rescan did not take the file")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.InboxDir(), ProcessedDir, "b1.csv")); err != nil {
+		t.Errorf("not moved to processed/: %v", err)
+	}
+}
