@@ -16,7 +16,7 @@ import (
 )
 
 // BenchmarkProcessor measures the stream processor over a raw change feed of
-// ~1.2M rows: 5 versions of 100k new transactions, then 5 versions each
+// 1.5M rows: 5 versions of 100k new transactions, then 5 versions each
 // updating 100k random existing ones (status changes, 5000 merchants,
 // random-looking ids). Each iteration processes the whole feed from an
 // untouched copy of the store, 10 versions per trigger.
