@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -174,4 +175,36 @@ func TestChangesPagination(t *testing.T) {
 func itoa(v int64) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// TestServerLimits runs the API behind NewServer, the server `serve` uses:
+// oversized headers are refused before any handler runs, and a request body
+// beyond the cap is not read.
+func TestServerLimits(t *testing.T) {
+	api := seeded(t) // a served store; its handler is reused below
+	srv := httptest.NewUnstartedServer(api.Config.Handler)
+	limited := httpapi.NewServer(api.Config.Handler, slog.New(slog.DiscardHandler))
+	srv.Config = limited
+	srv.Start()
+	t.Cleanup(srv.Close)
+
+	req, err := http.NewRequest(http.MethodGet, srv.URL+"/api/v1/merchants", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Padding", strings.Repeat("x", 64<<10))
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("64 KiB header: status %d, want 431", resp.StatusCode)
+	}
+	if code, _ := fetch(t, srv, http.MethodGet, "/api/v1/merchants"); code != http.StatusOK {
+		t.Errorf("normal request after it: status %d", code)
+	}
+	if limited.ReadHeaderTimeout <= 0 || limited.ReadTimeout <= 0 || limited.WriteTimeout <= 0 || limited.IdleTimeout <= 0 {
+		t.Errorf("server without timeouts: %+v", limited)
+	}
 }
