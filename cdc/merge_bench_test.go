@@ -8,29 +8,7 @@ import (
 
 	"github.com/upicdc/upicdc/cdc"
 	"github.com/upicdc/upicdc/cdc/cdctest"
-	"github.com/upicdc/upicdc/store"
 )
-
-// benchTable returns a store holding `rows` rows, built once per size and
-// process in a temp dir.
-func benchTable(b *testing.B, rows int, ordered bool) (*store.DB, *cdctest.Workload) {
-	b.Helper()
-	dir := b.TempDir()
-	db, err := store.Open(dir, store.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { db.Close() })
-	w := cdctest.NewWorkload(1, ordered)
-	m := cdc.NewMerger(db, cdc.ParseOptions{}, nil)
-	const step = 100_000
-	for done := 0; done < rows; done += step {
-		if _, err := m.Merge(context.Background(), w.Batch(min(step, rows-done), 0)); err != nil {
-			b.Fatal(err)
-		}
-	}
-	return db, w
-}
 
 // BenchmarkMerge MERGEs 100k-row files (half updates of existing rows, half
 // new rows) into a table that starts at 1M (and, with UPICDC_BENCH_10M=1,
@@ -52,7 +30,7 @@ func BenchmarkMerge(b *testing.B) {
 }
 
 func benchMerge(b *testing.B, size int, ordered bool) {
-	db, w := benchTable(b, size, ordered)
+	db, w := cdctest.Table(b, size, ordered)
 	m := cdc.NewMerger(db, cdc.ParseOptions{}, nil)
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -129,21 +129,7 @@ func waitUntil(t *testing.T, cond func() bool) {
 // whole. (Which events arrive before a scan is up to the kernel, so only
 // the empty-file case can be checked deterministically.)
 func TestInboxWaitsForInPlaceWrites(t *testing.T) {
-	clock := newFakeClockAt(time.Now())
-	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
-	cfg.HTTP.Listen = "127.0.0.1:0"
-	cfg.Stream.Trigger = "0s"
-	cfg.Inbox.PollInterval = time.Hour
-	d := New(Options{Config: cfg, Clock: clock})
-	if err := d.Open(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := d.Close(); err != nil {
-			t.Error(err)
-		}
-	}()
+	clock, cfg, d := openOnFakeClock(t, time.Hour)
 	path := filepath.Join(cfg.InboxDir(), "inplace.csv")
 	f, err := os.Create(path)
 	if err != nil {
@@ -315,21 +301,7 @@ func TestCloseCancelsWorkAfterTheShutdownTimeout(t *testing.T) {
 // (as when the kernel's event queue overflows), a file renamed into the
 // inbox is found by the periodic rescan alone.
 func TestInboxRescanFindsFilesWithoutEvents(t *testing.T) {
-	clock := newFakeClockAt(time.Now())
-	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
-	cfg.HTTP.Listen = "127.0.0.1:0"
-	cfg.Stream.Trigger = "0s"
-	cfg.Inbox.PollInterval = time.Minute
-	d := New(Options{Config: cfg, Clock: clock})
-	if err := d.Open(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := d.Close(); err != nil {
-			t.Error(err)
-		}
-	}()
+	clock, cfg, d := openOnFakeClock(t, time.Minute)
 	if err := d.inbox.watcher.Remove(cfg.InboxDir()); err != nil {
 		t.Fatal(err)
 	}
@@ -363,4 +335,27 @@ func TestInboxRescanFindsFilesWithoutEvents(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(cfg.InboxDir(), ProcessedDir, "b1.csv")); err != nil {
 		t.Errorf("not moved to processed/: %v", err)
 	}
+}
+
+// openOnFakeClock opens a daemon with trigger 0s and the given inbox poll
+// interval on a fake clock that starts now (file times are real), and closes
+// it when the test ends.
+func openOnFakeClock(t *testing.T, poll time.Duration) (*fakeClock, config.Config, *Daemon) {
+	t.Helper()
+	clock := newFakeClockAt(time.Now())
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.HTTP.Listen = "127.0.0.1:0"
+	cfg.Stream.Trigger = "0s"
+	cfg.Inbox.PollInterval = poll
+	d := New(Options{Config: cfg, Clock: clock})
+	if err := d.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := d.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return clock, cfg, d
 }

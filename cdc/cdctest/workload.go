@@ -3,10 +3,12 @@
 package cdctest
 
 import (
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"testing"
 
 	"github.com/upicdc/upicdc/cdc"
 	"github.com/upicdc/upicdc/store"
@@ -76,4 +78,25 @@ func (w *Workload) Batch(n int, updateFrac float64) *cdc.Batch {
 	name := fmt.Sprintf("bench-%d.csv", w.serial)
 	return &cdc.Batch{Name: name, Format: cdc.FormatCSV, Rows: rows,
 		SHA256: sha256.Sum256([]byte(name + strconv.FormatUint(w.rng.Uint64(), 10)))}
+}
+
+// Table returns a store in a temp dir holding rows new transactions from a
+// fresh workload (merged in 100k-row files), and that workload, to go on
+// with updates of those transactions.
+func Table(tb testing.TB, rows int, ordered bool) (*store.DB, *Workload) {
+	tb.Helper()
+	db, err := store.Open(tb.TempDir(), store.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	w := NewWorkload(1, ordered)
+	m := cdc.NewMerger(db, cdc.ParseOptions{}, nil)
+	const step = 100_000
+	for done := 0; done < rows; done += step {
+		if _, err := m.Merge(context.Background(), w.Batch(min(step, rows-done), 0)); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return db, w
 }

@@ -12,24 +12,6 @@ import (
 	"github.com/upicdc/upicdc/store"
 )
 
-func benchStore(b *testing.B, rows int, ordered bool) (*store.DB, *cdctest.Workload) {
-	b.Helper()
-	db, err := store.Open(b.TempDir(), store.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { db.Close() })
-	w := cdctest.NewWorkload(1, ordered)
-	m := cdc.NewMerger(db, cdc.ParseOptions{}, nil)
-	const step = 100_000
-	for done := 0; done < rows; done += step {
-		if _, err := m.Merge(context.Background(), w.Batch(min(step, rows-done), 0)); err != nil {
-			b.Fatal(err)
-		}
-	}
-	return db, w
-}
-
 var rawOnly = delta.Options{Tables: []store.Table{store.RawTable}}
 
 // BenchmarkExportFull exports a raw table built by 100k-row MERGEs into an
@@ -42,7 +24,7 @@ func BenchmarkExportFull(b *testing.B) {
 	}
 	for _, size := range sizes {
 		b.Run(fmt.Sprintf("table=%dk", size/1000), func(b *testing.B) {
-			db, _ := benchStore(b, size, false)
+			db, _ := cdctest.Table(b, size, false)
 			b.ResetTimer()
 			for b.Loop() {
 				b.StopTimer()
@@ -66,7 +48,7 @@ func BenchmarkExportIncremental(b *testing.B) {
 	for _, ordered := range []bool{false, true} {
 		ids := map[bool]string{false: "random", true: "ordered"}[ordered]
 		b.Run(fmt.Sprintf("table=1000k/file=100k/ids=%s", ids), func(b *testing.B) {
-			db, w := benchStore(b, 1_000_000, ordered)
+			db, w := cdctest.Table(b, 1_000_000, ordered)
 			dir := b.TempDir()
 			if _, err := delta.Export(context.Background(), db, dir, rawOnly); err != nil {
 				b.Fatal(err)
@@ -96,7 +78,7 @@ func BenchmarkExportIncremental(b *testing.B) {
 // 1M-row table: the fixed cost of a run (reading the log and the key column
 // of every live file to rebuild the key → file map).
 func BenchmarkExportNothingNew(b *testing.B) {
-	db, _ := benchStore(b, 1_000_000, false)
+	db, _ := cdctest.Table(b, 1_000_000, false)
 	dir := b.TempDir()
 	if _, err := delta.Export(context.Background(), db, dir, rawOnly); err != nil {
 		b.Fatal(err)
