@@ -332,8 +332,16 @@ func TestInboxRescanFindsFilesWithoutEvents(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if _, err := os.Stat(filepath.Join(cfg.InboxDir(), ProcessedDir, "b1.csv")); err != nil {
-		t.Errorf("not moved to processed/: %v", err)
+	// The move to processed/ follows the commit.
+	for i := 0; ; i++ {
+		_, err := os.Stat(filepath.Join(cfg.InboxDir(), ProcessedDir, "b1.csv"))
+		if err == nil {
+			break
+		}
+		if i == 2000 {
+			t.Fatalf("not moved to processed/: %v", err)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
