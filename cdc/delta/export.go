@@ -190,7 +190,7 @@ func exportTable[R, C any](ctx context.Context, db *store.DB, root string, opts 
 	if err != nil {
 		return e.res, err
 	}
-	next, err := e.resume(ctx)
+	next, err := e.resume(ctx, latest)
 	if err != nil {
 		return e.res, err
 	}
@@ -223,8 +223,10 @@ func exportTable[R, C any](ctx context.Context, db *store.DB, root string, opts 
 }
 
 // resume loads the state of an existing export and returns the next version
-// to write (0 for a new table).
-func (e *exporter[R, C]) resume(ctx context.Context) (int64, error) {
+// to write (0 for a new table). The key → file index, which costs a read of
+// every live file's key column, is built only if there is a version up to
+// latest to write: a scheduled export with nothing new reads only the log.
+func (e *exporter[R, C]) resume(ctx context.Context, latest int64) (int64, error) {
 	if _, err := os.Stat(filepath.Join(e.dir, "_delta_log")); errors.Is(err, fs.ErrNotExist) {
 		return 0, nil
 	}
@@ -253,26 +255,38 @@ func (e *exporter[R, C]) resume(ctx context.Context) (int64, error) {
 	}
 	e.meta, e.proto, e.txns, e.tombs = s.Metadata, s.Protocol, s.Txns, s.Tombstones
 	for _, a := range s.Files {
-		lf := &liveFile{add: a}
-		e.files[a.Path] = lf
-		keys, err := e.readKeys(a.Path)
-		if err != nil {
-			return 0, err
-		}
-		lf.rows = len(keys)
-		for _, k := range keys {
-			e.index[k] = lf
-		}
-		if err := ctx.Err(); err != nil {
-			return 0, err
-		}
+		e.files[a.Path] = &liveFile{add: a}
 	}
 	if v := s.Version; v > 0 && v%e.opts.CheckpointInterval == 0 && s.Checkpoint != v {
 		if err := e.checkpoint(v, s.Timestamp); err != nil { // the crash came between commit and checkpoint
 			return 0, err
 		}
 	}
+	if s.Version < latest {
+		if err := e.indexKeys(ctx); err != nil {
+			return 0, err
+		}
+	}
 	return s.Version + 1, nil
+}
+
+// indexKeys rebuilds which live file holds which key (and each file's row
+// count) from the files' key columns, so no sidecar can disagree with the log.
+func (e *exporter[R, C]) indexKeys(ctx context.Context) error {
+	for path, lf := range e.files {
+		keys, err := e.readKeys(path)
+		if err != nil {
+			return err
+		}
+		lf.rows = len(keys)
+		for _, k := range keys {
+			e.index[k] = lf
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // readFile reads one of our data files back.
