@@ -10,6 +10,7 @@ import (
 
 	"github.com/upicdc/upicdc/agg"
 	"github.com/upicdc/upicdc/store"
+	"github.com/upicdc/upicdc/store/storetest"
 )
 
 // Environment of the crashing child process.
@@ -95,7 +96,7 @@ func TestProcessorKilledBetweenSteps(t *testing.T) {
 				if _, err := agg.NewProcessor(db, agg.Options{MaxVersionsPerTrigger: 1}).RunAvailableNow(context.Background()); err != nil {
 					t.Fatal(err)
 				}
-				if got := table(t, db, -1); got != seedTables[2] {
+				if got := storetest.AggregateLines(t, db, -1); got != seedTables[2] {
 					t.Errorf("after restart:\ngot\n%s\nwant\n%s", got, seedTables[2])
 				}
 				mustReconcile(t, db)

@@ -36,26 +36,6 @@ func ingestSeed(t testing.TB, db *store.DB, n int) {
 	}
 }
 
-// fataler is what testing.TB and *rapid.T share.
-type fataler interface {
-	Helper()
-	Fatal(args ...any)
-}
-
-// table renders aggregates as "M001 500 -500 0" lines (the seed's columns).
-func table(t fataler, db *store.DB, version int64) string {
-	t.Helper()
-	rows, _, err := db.Aggregates(version)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b strings.Builder
-	for _, a := range rows {
-		fmt.Fprintf(&b, "%s %s %s %s\n", a.MerchantID, a.TotalSales, a.TotalRefunds, a.NetSales)
-	}
-	return b.String()
-}
-
 // seedTables are the seed's aggregate tables after batches 1, 2 and 3.
 var seedTables = []string{
 	"M001 0 0 0\nM002 0 0 0\nM003 0 0 0\n",
@@ -87,14 +67,14 @@ func TestSeedExample(t *testing.T) {
 		if !res.Committed || res.BatchID != int64(i) || res.AggVersion != int64(i+1) {
 			t.Errorf("batch %d: %+v", i+1, res)
 		}
-		if got := table(t, db, -1); got != want {
+		if got := storetest.AggregateLines(t, db, -1); got != want {
 			t.Errorf("after batch %d:\ngot\n%s\nwant\n%s", i+1, got, want)
 		}
 		mustReconcile(t, db)
 	}
 	// Time travel: every earlier version still reads as it was.
 	for i, want := range seedTables {
-		if got := table(t, db, int64(i+1)); got != want {
+		if got := storetest.AggregateLines(t, db, int64(i+1)); got != want {
 			t.Errorf("aggregates --version %d:\ngot\n%s\nwant\n%s", i+1, got, want)
 		}
 	}
@@ -140,10 +120,10 @@ func TestMaxVersionsPerTrigger(t *testing.T) {
 	if len(batches) != 2 || batches[0].ToVersion != 2 || batches[1].FromVersion != 3 || batches[0].Behind != 1 {
 		t.Errorf("batches %+v, want 1..2 then 3..3", batches)
 	}
-	if got := table(t, db, -1); got != seedTables[2] {
+	if got := storetest.AggregateLines(t, db, -1); got != seedTables[2] {
 		t.Errorf("got\n%s", got)
 	}
-	if got := table(t, db, 1); got != seedTables[1] {
+	if got := storetest.AggregateLines(t, db, 1); got != seedTables[1] {
 		t.Errorf("aggregated version 1 (raw 1..2):\ngot\n%s\nwant\n%s", got, seedTables[1])
 	}
 }
@@ -176,7 +156,7 @@ func TestHookErrorRollsBack(t *testing.T) {
 			if _, err := agg.NewProcessor(db, agg.Options{}).RunOnce(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			if got := table(t, db, -1); got != seedTables[0] {
+			if got := storetest.AggregateLines(t, db, -1); got != seedTables[0] {
 				t.Errorf("got\n%s", got)
 			}
 			mustReconcile(t, db)

@@ -18,6 +18,7 @@ import (
 	"github.com/upicdc/upicdc/config"
 	"github.com/upicdc/upicdc/daemon"
 	"github.com/upicdc/upicdc/store"
+	"github.com/upicdc/upicdc/store/storetest"
 )
 
 const batches = "../examples/batches/"
@@ -126,19 +127,6 @@ func read(t *testing.T, path string) []byte {
 	return b
 }
 
-func aggTable(t *testing.T, db *store.DB) string {
-	t.Helper()
-	rows, _, err := db.Aggregates(-1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b strings.Builder
-	for _, a := range rows {
-		fmt.Fprintf(&b, "%s %s %s %s\n", a.MerchantID, a.TotalSales, a.TotalRefunds, a.NetSales)
-	}
-	return b.String()
-}
-
 func sources(t *testing.T, db *store.DB) []string {
 	t.Helper()
 	h, err := db.History(store.RawTable)
@@ -194,7 +182,7 @@ func TestInboxTakesWaitingFilesOldestFirst(t *testing.T) {
 	if got, want := sources(t, d.DB()), []string{"c.csv", "b.jsonl", "a.csv"}; !slices.Equal(got, want) {
 		t.Errorf("commit order %v, want %v (oldest first)", got, want)
 	}
-	if got := aggTable(t, d.DB()); got != seedFinal {
+	if got := storetest.AggregateLines(t, d.DB(), -1); got != seedFinal {
 		t.Errorf("aggregates:\n%s\nwant\n%s", got, seedFinal)
 	}
 	if got, want := names(t, filepath.Join(inbox, daemon.ProcessedDir)), []string{"a.csv", "b.jsonl", "c.csv"}; !slices.Equal(got, want) {
@@ -220,7 +208,7 @@ func TestInboxWatchesForNewFiles(t *testing.T) {
 		waitFor(t, b+" to be processed", func() bool { return status(t, d).AggVersion == int64(i+1) })
 	}
 	settled(t, d)
-	if got := aggTable(t, d.DB()); got != seedFinal {
+	if got := storetest.AggregateLines(t, d.DB(), -1); got != seedFinal {
 		t.Errorf("aggregates:\n%s\nwant\n%s", got, seedFinal)
 	}
 	var st daemon.Status

@@ -5,6 +5,8 @@ package storetest
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/upicdc/upicdc/store"
@@ -27,4 +29,26 @@ func Open(t testing.TB, dir string) *store.DB {
 		}
 	})
 	return db
+}
+
+// Fataler is what testing.TB and rapid's *T have in common.
+type Fataler interface {
+	Helper()
+	Fatal(args ...any)
+}
+
+// AggregateLines renders the aggregated table at version (< 0: latest) as
+// "M001 500 -500 0" lines: merchant_id, total_sales, total_refunds,
+// net_sales, the columns of the seed's tables.
+func AggregateLines(t Fataler, db *store.DB, version int64) string {
+	t.Helper()
+	rows, _, err := db.Aggregates(version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, a := range rows {
+		fmt.Fprintf(&b, "%s %s %s %s\n", a.MerchantID, a.TotalSales, a.TotalRefunds, a.NetSales)
+	}
+	return b.String()
 }
