@@ -138,7 +138,7 @@ func rawSpec() tableSpec[rawRecord, rawChange] {
 			return db.Changes(ctx, v, v, func(c store.Change) error { return fn(c.Type, rawRecordOf(c.Row)) })
 		},
 		toCDC: func(r rawRecord, ct string) rawChange {
-			return rawChange{r.TransactionID, r.UPIID, r.MerchantID, r.Amount, r.Time, r.Status, ct}
+			return rawChange{rawRecord: r, ChangeType: ct}
 		},
 		stats: rawStats,
 	}
@@ -154,8 +154,7 @@ func aggSpec() tableSpec[aggRecord, aggChange] {
 			return db.AggChanges(ctx, v, v, func(c store.AggChange) error { return fn(c.Type, aggRecordOf(c.Agg)) })
 		},
 		toCDC: func(r aggRecord, ct string) aggChange {
-			return aggChange{r.MerchantID, r.TotalSales, r.TotalRefunds, r.NetSales, r.Initiated, r.Completed,
-				r.Failed, r.Refunded, r.LastRawVersion, ct}
+			return aggChange{aggRecord: r, ChangeType: ct}
 		},
 		stats: aggStats,
 	}

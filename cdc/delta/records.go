@@ -21,14 +21,11 @@ type rawRecord struct {
 	Status        string `parquet:"transaction_status,dict"`
 }
 
+// rawChange is a change-data row: the data columns, then _change_type. The
+// embedded record's columns are inlined, in order.
 type rawChange struct {
-	TransactionID string `parquet:"transaction_id"`
-	UPIID         string `parquet:"upi_id"`
-	MerchantID    string `parquet:"merchant_id,dict"`
-	Amount        int64  `parquet:"transaction_amount,decimal(2:18)"`
-	Time          int64  `parquet:"transaction_time,timestamp(microsecond:utc)"`
-	Status        string `parquet:"transaction_status,dict"`
-	ChangeType    string `parquet:"_change_type,dict"`
+	rawRecord
+	ChangeType string `parquet:"_change_type,dict"`
 }
 
 type aggRecord struct {
@@ -43,17 +40,10 @@ type aggRecord struct {
 	LastRawVersion int64  `parquet:"last_raw_version"`
 }
 
+// aggChange is a change-data row of the aggregated table.
 type aggChange struct {
-	MerchantID     string `parquet:"merchant_id"`
-	TotalSales     int64  `parquet:"total_sales,decimal(2:18)"`
-	TotalRefunds   int64  `parquet:"total_refunds,decimal(2:18)"`
-	NetSales       int64  `parquet:"net_sales,decimal(2:18)"`
-	Initiated      int64  `parquet:"initiated_count"`
-	Completed      int64  `parquet:"completed_count"`
-	Failed         int64  `parquet:"failed_count"`
-	Refunded       int64  `parquet:"refunded_count"`
-	LastRawVersion int64  `parquet:"last_raw_version"`
-	ChangeType     string `parquet:"_change_type,dict"`
+	aggRecord
+	ChangeType string `parquet:"_change_type,dict"`
 }
 
 func rawRecordOf(r store.Row) rawRecord {
