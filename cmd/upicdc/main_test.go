@@ -165,6 +165,15 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("stderr %q lacks %q", errOut, w)
 		}
 	}
+	// Files after a refused one are not attempted: file order matters.
+	later := filepath.Join(t.TempDir(), "later.csv")
+	if err := os.WriteFile(later, []byte("transaction_id,upi_id,merchant_id,transaction_amount,transaction_time,transaction_status\nT11,u,M9,1,2024-12-21 11:00:00,initiated\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code = run(t, nil, dd, "ingest", bad, later)
+	if code == 0 || !strings.Contains(errOut, "1 later file(s) not attempted") {
+		t.Errorf("bad then good file: exit %d, stderr %q", code, errOut)
+	}
 
 	var history []map[string]any
 	decode(t, runOK(t, dd, "history", "--format=json"), &history)
