@@ -18,10 +18,9 @@ func deltaCommands(a *app) []*cobra.Command {
 }
 
 type exportOptions struct {
-	out       string
-	table     string
-	fileRows  int
-	noConsole bool
+	out      string
+	table    string
+	fileRows int
 }
 
 func newExportCommand(a *app) *cobra.Command {
