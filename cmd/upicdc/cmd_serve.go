@@ -93,13 +93,9 @@ func (a *app) serve(cmd *cobra.Command) error {
 		ConfigFile: configFile,
 		// export.schedule runs the same incremental export as `upicdc
 		// export`, into export.dir.
+		// (delta.Export logs what each run wrote.)
 		Export: func(ctx context.Context, db *store.DB) error {
-			results, err := delta.Export(ctx, db, a.cfg.ExportDir(), delta.Options{Logger: log})
-			for _, r := range results {
-				if r.To >= r.From {
-					log.Info("exported", "table", r.Table, "versions", fmt.Sprintf("%d..%d", r.From, r.To), "dir", r.Dir)
-				}
-			}
+			_, err := delta.Export(ctx, db, a.cfg.ExportDir(), delta.Options{Logger: log})
 			return err
 		},
 		Logger:     log,
