@@ -1,58 +1,151 @@
 package agg
 
-import "github.com/upicdc/upicdc/store"
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/upicdc/upicdc/cdc"
+	"github.com/upicdc/upicdc/store"
+)
+
+// Contribution is what one transaction currently adds to the derived
+// tables. Keeping it per transaction (the stream's state, keyed by
+// transaction_id) is what makes replays and no-op updates unable to double
+// count: a new image replaces the old contribution, it never adds to it.
+type Contribution struct {
+	MerchantID string
+	// HasSale: the transaction had a completed image; Sale is the amount of
+	// the newest one and SaleTime its transaction_time (µs).
+	HasSale  bool
+	Sale     store.Paise
+	SaleTime int64
+	// HasRefund, Refund, RefundTime: the same for refunded images.
+	HasRefund  bool
+	Refund     store.Paise
+	RefundTime int64
+	Status     cdc.Status // current status
+	Live       bool       // false once deleted
+}
 
 // step folds one change-feed row into a transaction's contribution. prev is
 // the contribution before (the zero value, not Live, if never seen).
 // update_preimage rows carry nothing new and are ignored by the caller.
-func step(prev store.Contribution, t store.ChangeType, r *store.Row) store.Contribution {
+func step(prev Contribution, t store.ChangeType, r *cdc.Row) Contribution {
 	switch t {
 	case store.Delete:
-		return store.Contribution{MerchantID: r.MerchantID, Status: r.Status, Live: false}
+		return Contribution{MerchantID: r.MerchantID, Status: r.Status, Live: false}
 	case store.Insert:
 		// A (re-)insert starts afresh: history before a delete is gone.
-		prev = store.Contribution{}
+		prev = Contribution{}
 	case store.UpdatePostimage:
 		if !prev.Live {
-			prev = store.Contribution{}
+			prev = Contribution{}
 		}
 	}
-	c := store.Contribution{MerchantID: r.MerchantID, Sale: prev.Sale, Refund: prev.Refund, Status: r.Status, Live: true}
+	c := prev
+	c.MerchantID, c.Status, c.Live = r.MerchantID, r.Status, true
 	switch r.Status {
-	case store.StatusCompleted:
-		c.Sale = r.Amount
-	case store.StatusRefunded:
-		c.Refund = r.Amount
+	case cdc.StatusCompleted:
+		c.HasSale, c.Sale, c.SaleTime = true, r.Amount, r.Time
+	case cdc.StatusRefunded:
+		c.HasRefund, c.Refund, c.RefundTime = true, r.Amount, r.Time
 	}
 	return c
 }
 
-// delta is a change to one merchant's aggregate.
-type delta struct {
-	sales, refunds store.Paise
-	counts         [5]int64 // indexed by store.Status
-	seen           bool     // the merchant must have a row even if all zero
+const (
+	contribFormat byte = 2
+	cSale         byte = 1 << 0
+	cRefund       byte = 1 << 1
+	cLive         byte = 1 << 2
+)
+
+func appendContribution(dst []byte, c *Contribution) []byte {
+	var flags byte
+	if c.HasSale {
+		flags |= cSale
+	}
+	if c.HasRefund {
+		flags |= cRefund
+	}
+	if c.Live {
+		flags |= cLive
+	}
+	dst = append(dst, contribFormat, flags, byte(c.Status))
+	dst = binary.AppendUvarint(dst, uint64(len(c.MerchantID)))
+	dst = append(dst, c.MerchantID...)
+	if c.HasSale {
+		dst = binary.AppendVarint(dst, int64(c.Sale))
+		dst = binary.AppendVarint(dst, c.SaleTime)
+	}
+	if c.HasRefund {
+		dst = binary.AppendVarint(dst, int64(c.Refund))
+		dst = binary.AppendVarint(dst, c.RefundTime)
+	}
+	return dst
 }
 
-func (d *delta) add(c store.Contribution, sign int64) {
-	if !c.Live {
-		return
+func decodeContribution(v []byte) (Contribution, error) {
+	bad := fmt.Errorf("%w: contribution %x", store.ErrCorrupt, v)
+	if len(v) < 4 || v[0] != contribFormat {
+		return Contribution{}, bad
 	}
-	d.sales += store.Paise(sign) * c.Sale
-	d.refunds += store.Paise(sign) * c.Refund
-	if int(c.Status) < len(d.counts) {
-		d.counts[c.Status] += sign
+	flags := v[1]
+	c := Contribution{Status: cdc.Status(v[2]), HasSale: flags&cSale != 0, HasRefund: flags&cRefund != 0, Live: flags&cLive != 0}
+	v = v[3:]
+	n, k := binary.Uvarint(v)
+	if k <= 0 || uint64(len(v)-k) < n {
+		return c, bad
 	}
+	c.MerchantID = string(v[k : k+int(n)])
+	v = v[k+int(n):]
+	next := func() int64 {
+		x, k := binary.Varint(v)
+		if k <= 0 {
+			v = nil
+			return 0
+		}
+		v = v[k:]
+		return x
+	}
+	if c.HasSale {
+		c.Sale, c.SaleTime = store.Paise(next()), next()
+	}
+	if c.HasRefund {
+		c.Refund, c.RefundTime = store.Paise(next()), next()
+	}
+	if v == nil && (c.HasSale || c.HasRefund) {
+		return c, bad
+	}
+	return c, nil
 }
 
-// apply returns a with d applied.
-func (d *delta) apply(a store.Aggregate) store.Aggregate {
-	a.TotalSales += d.sales
-	a.TotalRefunds -= d.refunds
-	a.NetSales = a.TotalSales + a.TotalRefunds
-	a.Initiated += d.counts[store.StatusInitiated]
-	a.Completed += d.counts[store.StatusCompleted]
-	a.Failed += d.counts[store.StatusFailed]
-	a.Refunded += d.counts[store.StatusRefunded]
-	return a
+// TxnChange is one transaction touched by a micro-batch: its contribution
+// before (Old, if OldFound) and after.
+type TxnChange struct {
+	ID       string
+	Old      Contribution
+	OldFound bool
+	New      Contribution
+}
+
+// Batch is what a micro-batch hands each derived table.
+type Batch struct {
+	// Txns are the touched transactions, in transaction_id order.
+	Txns []TxnChange
+	// Merchants are every merchant_id the batch's change rows named: each
+	// must have a row in the merchant tables, zeros allowed.
+	Merchants map[string]bool
+	// RawVersion is the newest raw version the batch read.
+	RawVersion int64
+}
+
+// Universe is every transaction's contribution, recomputed from the raw
+// history, and every merchant ever seen: what a derived table is built from
+// by reconcile, backfill and reprocess.
+type Universe struct {
+	Txns      map[string]Contribution
+	Merchants map[string]bool
+	// RawVersion is the raw version the universe was recomputed at.
+	RawVersion int64
 }

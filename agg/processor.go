@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
+	"github.com/upicdc/upicdc/cdc"
 	"github.com/upicdc/upicdc/store"
 )
 
@@ -31,7 +33,9 @@ type Options struct {
 	Stream string
 	// MaxVersionsPerTrigger bounds the raw versions one micro-batch reads.
 	MaxVersionsPerTrigger int
-	Logger                *slog.Logger
+	// Tables is what the derived tables are computed with.
+	Tables Config
+	Logger *slog.Logger
 	// Hook, if set, is called at each Step; an error aborts the micro-batch.
 	// Tests use it to crash the processor between its steps.
 	Hook func(Step) error
@@ -39,12 +43,16 @@ type Options struct {
 
 // Processor is the stream processor for one stream.
 type Processor struct {
-	db   *store.DB
-	opts Options
-	log  *slog.Logger
+	db      *store.DB
+	opts    Options
+	log     *slog.Logger
+	derived  []Derived
+	err      error
+	prepared bool // Prepare found every derived table current
 }
 
-// NewProcessor returns a processor with defaults filled in.
+// NewProcessor returns a processor with defaults filled in. A bad
+// Options.Tables is reported by the first call that runs.
 func NewProcessor(db *store.DB, opts Options) *Processor {
 	if opts.Stream == "" {
 		opts.Stream = DefaultStream
@@ -55,7 +63,9 @@ func NewProcessor(db *store.DB, opts Options) *Processor {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Processor{db: db, opts: opts, log: opts.Logger}
+	p := &Processor{db: db, opts: opts, log: opts.Logger}
+	p.derived, p.err = Tables(opts.Tables)
+	return p
 }
 
 // BatchResult describes one micro-batch.
@@ -64,11 +74,13 @@ type BatchResult struct {
 	BatchID     int64
 	FromVersion int64 // raw versions read
 	ToVersion   int64
-	AggVersion  int64
-	ChangeRows  int64 // raw change-feed rows read
-	Merchants   int   // aggregate rows written
-	Duration    time.Duration
-	Behind      int64 // raw versions still unprocessed after this batch
+	// Versions are the derived tables' new versions.
+	Versions   map[string]int64
+	AggVersion int64 // aggregated_upi_transactions' new version
+	ChangeRows int64 // raw change-feed rows read
+	Merchants  int   // merchants touched
+	Duration   time.Duration
+	Behind     int64 // raw versions still unprocessed after this batch
 }
 
 func (p *Processor) hook(s Step) error {
@@ -82,18 +94,26 @@ func (p *Processor) hook(s Step) error {
 }
 
 // RunOnce runs one micro-batch over at most MaxVersionsPerTrigger new raw
-// versions. With nothing new it returns Committed=false.
+// versions. With nothing new it returns Committed=false. A derived table
+// whose stored parameters differ from the configured ones is rebuilt
+// first (see Prepare).
 func (p *Processor) RunOnce(ctx context.Context) (BatchResult, error) {
+	if !p.prepared {
+		if _, err := p.Prepare(ctx); err != nil {
+			return BatchResult{}, err
+		}
+		p.prepared = true
+	}
 	start := time.Now()
 	var res BatchResult
-	ci, committed, err := p.db.Process(ctx, p.opts.Stream, func(tx *store.ProcessTx) error {
+	cp, committed, err := p.db.Process(ctx, p.opts.Stream, cdc.RawTable, func(tx *store.ProcessTx) error {
 		cp := tx.Checkpoint()
-		from := cp.RawVersion + 1
-		to := min(tx.RawLatest(), cp.RawVersion+int64(p.opts.MaxVersionsPerTrigger))
+		from := cp.SourceVersion + 1
+		to := min(tx.SourceLatest(), cp.SourceVersion+int64(p.opts.MaxVersionsPerTrigger))
 		if from > to {
 			return nil // caught up: no commit
 		}
-		res = BatchResult{BatchID: cp.BatchID + 1, FromVersion: from, ToVersion: to, AggVersion: tx.AggVersion(), Behind: tx.RawLatest() - to}
+		res = BatchResult{BatchID: cp.BatchID + 1, FromVersion: from, ToVersion: to, Behind: tx.SourceLatest() - to}
 		n, merchants, err := p.batch(tx, from, to)
 		if err != nil {
 			return err
@@ -102,7 +122,7 @@ func (p *Processor) RunOnce(ctx context.Context) (BatchResult, error) {
 		if err := p.hook(StepWritten); err != nil {
 			return err
 		}
-		tx.Commit(to, map[string]string{"source": string(store.RawTable)}, map[string]int64{
+		tx.Commit(to, map[string]string{"source": cdc.RawTable}, map[string]int64{
 			"numSourceRows":     n,
 			"numSourceVersions": to - from + 1,
 		})
@@ -115,7 +135,8 @@ func (p *Processor) RunOnce(ctx context.Context) (BatchResult, error) {
 		return BatchResult{}, nil
 	}
 	res.Committed = true
-	res.AggVersion = ci.Version
+	res.Versions = cp.Versions
+	res.AggVersion = cp.Versions[TotalsTable]
 	res.Duration = time.Since(start)
 	if err := p.hook(StepCommit); err != nil {
 		return res, err
@@ -126,35 +147,33 @@ func (p *Processor) RunOnce(ctx context.Context) (BatchResult, error) {
 	return res, nil
 }
 
-// txn is a transaction touched by a micro-batch.
-type txn struct {
-	old      store.Contribution
-	oldFound bool
-	cur      store.Contribution
-}
-
-// batch folds raw versions from..to into contributions and aggregate rows.
+// batch folds raw versions from..to into contributions and every derived
+// table.
 func (p *Processor) batch(tx *store.ProcessTx, from, to int64) (int64, int, error) {
-	touched := make(map[string]*txn)
+	touched := make(map[string]*TxnChange)
 	seen := make(map[string]bool) // merchants that must have a row
 	var n int64
-	err := tx.RawChanges(from, to, func(c store.Change) error {
+	err := tx.SourceChanges(from, to, func(sc store.Change) error {
 		n++
-		if c.Type == store.UpdatePreimage {
+		if sc.Type == store.UpdatePreimage {
 			return nil
 		}
-		id := c.Row.TransactionID
-		t := touched[id]
+		r := cdc.RowOf(sc.Row)
+		t := touched[r.TransactionID]
 		if t == nil {
-			old, found, err := tx.Contribution(id)
-			if err != nil {
-				return err
+			t = &TxnChange{ID: r.TransactionID}
+			if v := tx.State([]byte(r.TransactionID)); v != nil {
+				old, err := decodeContribution(v)
+				if err != nil {
+					return fmt.Errorf("contribution of %q: %w", r.TransactionID, err)
+				}
+				t.Old, t.OldFound = old, true
 			}
-			t = &txn{old: old, oldFound: found, cur: old}
-			touched[id] = t
+			t.New = t.Old
+			touched[r.TransactionID] = t
 		}
-		t.cur = step(t.cur, c.Type, &c.Row)
-		seen[c.Row.MerchantID] = true
+		t.New = step(t.New, sc.Type, &r)
+		seen[r.MerchantID] = true
 		return nil
 	})
 	if err != nil {
@@ -163,68 +182,37 @@ func (p *Processor) batch(tx *store.ProcessTx, from, to int64) (int64, int, erro
 	if err := p.hook(StepRead); err != nil {
 		return 0, 0, err
 	}
-
-	deltas := make(map[string]*delta, len(seen))
-	get := func(m string) *delta {
-		d := deltas[m]
-		if d == nil {
-			d = &delta{}
-			deltas[m] = d
-		}
-		return d
+	b := &Batch{Txns: make([]TxnChange, 0, len(touched)), Merchants: seen, RawVersion: to}
+	for _, t := range touched {
+		b.Txns = append(b.Txns, *t)
 	}
-	for m := range seen {
-		get(m).seen = true
-	}
-	ids := make([]string, 0, len(touched))
-	for id, t := range touched {
-		ids = append(ids, id)
-		if t.oldFound {
-			get(t.old.MerchantID).add(t.old, -1)
-		}
-		get(t.cur.MerchantID).add(t.cur, +1)
-	}
+	slices.SortFunc(b.Txns, func(a, b TxnChange) int { return strings.Compare(a.ID, b.ID) })
 	if err := p.hook(StepComputed); err != nil {
 		return 0, 0, err
 	}
-
-	slices.Sort(ids)
-	for _, id := range ids {
-		if err := tx.PutContribution(id, touched[id].cur); err != nil {
+	var buf []byte
+	for i := range b.Txns {
+		buf = appendContribution(buf[:0], &b.Txns[i].New)
+		if err := tx.PutState([]byte(b.Txns[i].ID), buf); err != nil {
 			return 0, 0, err
 		}
 	}
-	merchants := make([]string, 0, len(deltas))
-	for m := range deltas {
-		merchants = append(merchants, m)
-	}
-	slices.Sort(merchants)
-	written := 0
-	for _, m := range merchants {
-		cur, found, err := tx.Aggregate(m)
+	for _, d := range p.derived {
+		w, err := tx.Table(d.Def().Name)
 		if err != nil {
 			return 0, 0, err
 		}
-		if !found {
-			cur = store.Aggregate{MerchantID: m}
+		if err := d.Apply(b, w); err != nil {
+			return 0, 0, fmt.Errorf("%s: %w", d.Def().Name, err)
 		}
-		next := deltas[m].apply(cur)
-		if found && next == cur {
-			continue
-		}
-		next.LastRawVersion = to
-		if err := tx.PutAggregate(next); err != nil {
-			return 0, 0, err
-		}
-		written++
 	}
-	return n, written, nil
+	return n, len(seen), nil
 }
 
 // RunAvailableNow runs micro-batches until the processor has caught up with
 // the raw table as it was when it started (Spark's Trigger.AvailableNow).
 func (p *Processor) RunAvailableNow(ctx context.Context) ([]BatchResult, error) {
-	target, err := p.db.LatestVersion(store.RawTable)
+	target, err := p.db.LatestVersion(cdc.RawTable)
 	if err != nil {
 		return nil, fmt.Errorf("process: %w", err)
 	}

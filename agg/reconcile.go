@@ -5,15 +5,17 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 
+	"github.com/upicdc/upicdc/cdc"
 	"github.com/upicdc/upicdc/store"
 )
 
-// Difference is one value where the stored table disagrees with the
-// recomputation.
+// Difference is one value where a stored table disagrees with the
+// recomputation (or one of the tables' invariants does not hold).
 type Difference struct {
-	Table    store.Table
-	Key      string // merchant_id or transaction_id
+	Table    string
+	Key      string // the row's key values, comma-separated
 	Column   string
 	Stored   string
 	Expected string
@@ -22,8 +24,8 @@ type Difference struct {
 // Report is the outcome of Reconcile.
 type Report struct {
 	Stream       string
-	RawVersion   int64 // raw versions 1..RawVersion were recomputed
-	AggVersion   int64 // and compared with this aggregated version
+	RawVersion   int64            // raw versions 1..RawVersion were recomputed
+	Versions     map[string]int64 // and compared with these derived versions
 	ChangeRows   int64
 	Transactions int
 	Merchants    int
@@ -34,146 +36,140 @@ type Report struct {
 func (r Report) OK() bool { return len(r.Differences) == 0 }
 
 // expected is a transaction's state replayed from the change feed, kept
-// deliberately apart from the processor's code path.
+// deliberately apart from the processor's code path (step).
 type expected struct {
-	row          store.Row
-	live         bool
-	sale, refund store.Paise
+	row  cdc.Row
+	live bool
+	c    Contribution
 }
 
-// Reconcile recomputes the aggregated table from the raw table's whole change
-// feed up to the stream's checkpoint and compares it with the stored
-// aggregates at the checkpoint's version. It also replays the raw table's
-// current rows from its change feed and compares them with the stored rows.
-// Memory grows with the number of distinct transactions (~150 B each).
-func Reconcile(ctx context.Context, db *store.DB, stream string) (Report, error) {
+// changeSource is what replay reads: the raw change feed of from..to.
+type changeSource func(from, to int64, fn func(store.Change) error) error
+
+// replay recomputes every transaction's contribution and current row from
+// the raw change feed 1..to.
+func replay(src changeSource, to int64, progress func(rows int64)) (*Universe, map[string]*expected, int64, error) {
+	u := &Universe{Txns: map[string]Contribution{}, Merchants: map[string]bool{}, RawVersion: to}
+	txns := map[string]*expected{}
+	var n int64
+	if to < 1 {
+		return u, txns, 0, nil
+	}
+	err := src(1, to, func(sc store.Change) error {
+		if n++; progress != nil && n%1_000_000 == 0 {
+			progress(n)
+		}
+		if sc.Type == store.UpdatePreimage {
+			return nil
+		}
+		r := cdc.RowOf(sc.Row)
+		e := txns[r.TransactionID]
+		if e == nil {
+			e = &expected{}
+			txns[r.TransactionID] = e
+		}
+		switch sc.Type {
+		case store.Delete:
+			*e = expected{row: r}
+		case store.Insert:
+			*e = expected{row: r, live: true}
+		case store.UpdatePostimage:
+			e.row, e.live = r, true
+		}
+		u.Merchants[r.MerchantID] = true
+		if e.live && r.Status == cdc.StatusCompleted {
+			e.c.HasSale, e.c.Sale, e.c.SaleTime = true, r.Amount, r.Time
+		}
+		if e.live && r.Status == cdc.StatusRefunded {
+			e.c.HasRefund, e.c.Refund, e.c.RefundTime = true, r.Amount, r.Time
+		}
+		return nil
+	})
+	for id, e := range txns {
+		c := e.c
+		c.MerchantID, c.Status, c.Live = e.row.MerchantID, e.row.Status, e.live
+		if !e.live {
+			c = Contribution{MerchantID: e.row.MerchantID, Status: e.row.Status}
+		}
+		u.Txns[id] = c
+	}
+	return u, txns, n, err
+}
+
+// Reconcile recomputes every derived table from the raw table's whole change
+// feed up to the stream's checkpoint and compares it with the stored tables
+// at the checkpoint's versions, all in one consistent snapshot. It also
+// replays the raw table's current rows and compares them with the stored
+// rows, and checks that every merchant's windows of each size sum to its
+// totals. Memory grows with the number of distinct transactions.
+func Reconcile(ctx context.Context, db *store.DB, stream string, cfg Config) (Report, error) {
 	if stream == "" {
 		stream = DefaultStream
 	}
-	cp, err := db.Checkpoint(stream)
+	derived, err := Tables(cfg)
 	if err != nil {
 		return Report{}, fmt.Errorf("reconcile: %w", err)
 	}
-	rep := Report{Stream: stream, RawVersion: cp.RawVersion, AggVersion: cp.AggVersion}
-	txns := make(map[string]*expected)
-	merchants := make(map[string]bool)
-	if cp.RawVersion > 0 {
-		err = db.Changes(ctx, 1, cp.RawVersion, func(c store.Change) error {
-			rep.ChangeRows++
-			id := c.Row.TransactionID
-			e := txns[id]
-			if e == nil {
-				e = &expected{}
-				txns[id] = e
-			}
-			switch c.Type {
-			case store.UpdatePreimage:
-				return nil
-			case store.Delete:
-				*e = expected{row: c.Row}
-			case store.Insert:
-				*e = expected{row: c.Row, live: true}
-			case store.UpdatePostimage:
-				e.row, e.live = c.Row, true
-			}
-			merchants[c.Row.MerchantID] = true
-			if e.live && c.Row.Status == store.StatusCompleted {
-				e.sale = c.Row.Amount
-			}
-			if e.live && c.Row.Status == store.StatusRefunded {
-				e.refund = c.Row.Amount
-			}
-			return nil
-		})
-		if err != nil {
-			return rep, fmt.Errorf("reconcile: %w", err)
-		}
+	snap, err := db.Snapshot()
+	if err != nil {
+		return Report{}, fmt.Errorf("reconcile: %w", err)
 	}
-	rep.Transactions = len(txns)
-
-	want := make(map[string]store.Aggregate, len(merchants))
-	for m := range merchants {
-		want[m] = store.Aggregate{MerchantID: m}
+	defer func() { _ = snap.Close() }()
+	cp, err := snap.Checkpoint(stream)
+	if err != nil {
+		return Report{}, fmt.Errorf("reconcile: %w", err)
 	}
-	for _, e := range txns {
-		if !e.live {
-			continue
-		}
-		a := want[e.row.MerchantID]
-		a.TotalSales += e.sale
-		a.TotalRefunds -= e.refund
-		switch e.row.Status {
-		case store.StatusInitiated:
-			a.Initiated++
-		case store.StatusCompleted:
-			a.Completed++
-		case store.StatusFailed:
-			a.Failed++
-		case store.StatusRefunded:
-			a.Refunded++
-		}
-		want[e.row.MerchantID] = a
+	rep := Report{Stream: stream, RawVersion: cp.SourceVersion, Versions: cp.Versions}
+	src := func(from, to int64, fn func(store.Change) error) error {
+		return snap.Changes(ctx, cdc.RawTable, from, to, fn)
 	}
-	rep.Merchants = len(want)
-
-	stored, _, err := db.Aggregates(cp.AggVersion)
+	u, txns, n, err := replay(src, cp.SourceVersion, nil)
 	if err != nil {
 		return rep, fmt.Errorf("reconcile: %w", err)
 	}
-	have := make(map[string]store.Aggregate, len(stored))
-	for _, a := range stored {
-		have[a.MerchantID] = a
-	}
-	keys := make([]string, 0, len(want)+len(have))
-	for m := range want {
-		keys = append(keys, m)
-	}
-	for m := range have {
-		if _, ok := want[m]; !ok {
-			keys = append(keys, m)
+	rep.ChangeRows, rep.Transactions, rep.Merchants = n, len(txns), len(u.Merchants)
+
+	stored := map[string][]store.Row{}
+	for _, d := range derived {
+		def := d.Def()
+		want, err := d.Build(u)
+		if err != nil {
+			return rep, fmt.Errorf("reconcile %s: %w", def.Name, err)
 		}
+		v, ok := cp.Versions[def.Name]
+		if !ok {
+			v = 0 // never written by the stream: its creation
+		}
+		var have []store.Row
+		if _, err := snap.Scan(ctx, def.Name, v, store.KeyRange{}, func(r store.Row) error {
+			have = append(have, r)
+			return nil
+		}); err != nil {
+			return rep, fmt.Errorf("reconcile %s: %w", def.Name, err)
+		}
+		stored[def.Name] = have
+		rep.Differences = append(rep.Differences, diffRows(def, d.Bookkeeping(), have, want)...)
 	}
-	slices.Sort(keys)
-	for _, m := range keys {
-		w, wok := want[m]
-		h, hok := have[m]
-		switch {
-		case !hok:
-			rep.Differences = append(rep.Differences, Difference{Table: store.AggTable, Key: m, Column: "(row)", Stored: "missing", Expected: "present"})
-			continue
-		case !wok:
-			rep.Differences = append(rep.Differences, Difference{Table: store.AggTable, Key: m, Column: "(row)", Stored: "present", Expected: "missing"})
-			continue
+	for _, d := range derived {
+		if w, ok := d.(windows); ok {
+			rep.Differences = append(rep.Differences, windowInvariant(w.sizes, stored[TotalsTable], stored[WindowsTable])...)
 		}
-		w.NetSales = w.TotalSales + w.TotalRefunds
-		cmpCol := func(col string, s, e string) {
-			if s != e {
-				rep.Differences = append(rep.Differences, Difference{Table: store.AggTable, Key: m, Column: col, Stored: s, Expected: e})
-			}
-		}
-		cmpCol("total_sales", h.TotalSales.String(), w.TotalSales.String())
-		cmpCol("total_refunds", h.TotalRefunds.String(), w.TotalRefunds.String())
-		cmpCol("net_sales", h.NetSales.String(), w.NetSales.String())
-		cmpCol("initiated_count", itoa(h.Initiated), itoa(w.Initiated))
-		cmpCol("completed_count", itoa(h.Completed), itoa(w.Completed))
-		cmpCol("failed_count", itoa(h.Failed), itoa(w.Failed))
-		cmpCol("refunded_count", itoa(h.Refunded), itoa(w.Refunded))
 	}
 
 	// The raw table's stored rows must equal its change feed replayed.
 	found := make(map[string]bool)
-	_, err = db.ScanRows(ctx, cp.RawVersion, func(r store.Row) error {
+	if _, err := snap.Scan(ctx, cdc.RawTable, cp.SourceVersion, store.KeyRange{}, func(sr store.Row) error {
+		r := cdc.RowOf(sr)
 		found[r.TransactionID] = true
 		e := txns[r.TransactionID]
 		switch {
 		case e == nil || !e.live:
-			rep.Differences = append(rep.Differences, Difference{Table: store.RawTable, Key: r.TransactionID, Column: "(row)", Stored: "present", Expected: "absent"})
+			rep.Differences = append(rep.Differences, Difference{Table: cdc.RawTable, Key: r.TransactionID, Column: "(row)", Stored: "present", Expected: "absent"})
 		case e.row != r:
-			rep.Differences = append(rep.Differences, Difference{Table: store.RawTable, Key: r.TransactionID, Column: "(row)", Stored: fmt.Sprint(r), Expected: fmt.Sprint(e.row)})
+			rep.Differences = append(rep.Differences, Difference{Table: cdc.RawTable, Key: r.TransactionID, Column: "(row)", Stored: fmt.Sprint(r), Expected: fmt.Sprint(e.row)})
 		}
 		return nil
-	})
-	if err != nil {
+	}); err != nil {
 		return rep, fmt.Errorf("reconcile: %w", err)
 	}
 	var missing []string
@@ -184,9 +180,158 @@ func Reconcile(ctx context.Context, db *store.DB, stream string) (Report, error)
 	}
 	slices.Sort(missing)
 	for _, id := range missing {
-		rep.Differences = append(rep.Differences, Difference{Table: store.RawTable, Key: id, Column: "(row)", Stored: "absent", Expected: "present"})
+		rep.Differences = append(rep.Differences, Difference{Table: cdc.RawTable, Key: id, Column: "(row)", Stored: "absent", Expected: "present"})
 	}
 	return rep, nil
 }
 
-func itoa(v int64) string { return strconv.FormatInt(v, 10) }
+// diffRows compares stored rows with expected ones, both in key order.
+func diffRows(def store.TableDef, bookkeeping []string, have, want []store.Row) []Difference {
+	s := &def.Schema
+	var out []Difference
+	walkDiff(s, have, want, func(h, w store.Row) {
+		switch {
+		case w == nil:
+			out = append(out, Difference{Table: def.Name, Key: keyText(s, h), Column: "(row)", Stored: "present", Expected: "absent"})
+		case h == nil:
+			out = append(out, Difference{Table: def.Name, Key: keyText(s, w), Column: "(row)", Stored: "absent", Expected: "present"})
+		default:
+			for i := s.KeyColumns; i < len(s.Columns); i++ {
+				c := s.Columns[i]
+				if slices.Contains(bookkeeping, c.Name) || h[i] == w[i] {
+					continue
+				}
+				out = append(out, Difference{Table: def.Name, Key: keyText(s, h), Column: c.Name,
+					Stored: valueText(c, h[i]), Expected: valueText(c, w[i])})
+			}
+		}
+	})
+	return out
+}
+
+// walkDiff walks two key-ordered row lists together, calling fn with each
+// key's stored and expected rows (nil where a side lacks the key).
+func walkDiff(s *store.Schema, have, want []store.Row, fn func(h, w store.Row)) {
+	var hk, wk []byte
+	i, j := 0, 0
+	for i < len(have) || j < len(want) {
+		var c int
+		switch {
+		case i == len(have):
+			c = 1
+		case j == len(want):
+			c = -1
+		default:
+			hk, _ = s.EncodeKey(hk[:0], have[i])
+			wk, _ = s.EncodeKey(wk[:0], want[j])
+			c = compareBytes(hk, wk)
+		}
+		switch {
+		case c < 0:
+			fn(have[i], nil)
+			i++
+		case c > 0:
+			fn(nil, want[j])
+			j++
+		default:
+			fn(have[i], want[j])
+			i++
+			j++
+		}
+	}
+}
+
+func compareBytes(a, b []byte) int {
+	for i := 0; i < len(a) && i < len(b); i++ {
+		if a[i] != b[i] {
+			return int(a[i]) - int(b[i])
+		}
+	}
+	return len(a) - len(b)
+}
+
+func keyText(s *store.Schema, r store.Row) string {
+	out := ""
+	for i := 0; i < s.KeyColumns; i++ {
+		if i > 0 {
+			out += ","
+		}
+		out += valueText(s.Columns[i], r[i])
+	}
+	return out
+}
+
+// valueText renders a value for a difference report.
+func valueText(c store.Column, v store.Value) string {
+	switch {
+	case v.Null:
+		return "null"
+	case c.Type == store.String || c.Type == store.Enum:
+		return v.Str
+	case c.Type == store.Money:
+		return store.Paise(v.Int).String()
+	case c.Type == store.Timestamp:
+		zone := c.Zone
+		if zone == nil {
+			zone = timeUTC
+		}
+		return v.Time().In(zone).Format(rfc3339Micro)
+	default:
+		return strconv.FormatInt(v.Int, 10)
+	}
+}
+
+// windowInvariant checks that, for every merchant and window size, the sum
+// of its windows equals its totals row.
+func windowInvariant(sizes []string, totalsRows, windowRows []store.Row) []Difference {
+	type sums struct{ sales, refunds, net int64 }
+	bySize := map[string]map[string]*sums{} // size → merchant → sums
+	for _, r := range windowRows {
+		m := bySize[r[wSize].Str]
+		if m == nil {
+			m = map[string]*sums{}
+			bySize[r[wSize].Str] = m
+		}
+		s := m[r[wMerchant].Str]
+		if s == nil {
+			s = &sums{}
+			m[r[wMerchant].Str] = s
+		}
+		s.sales += r[wSales].Int
+		s.refunds += r[wRefunds].Int
+		s.net += r[wNet].Int
+	}
+	var out []Difference
+	for size := range bySize {
+		if !slices.Contains(sizes, size) {
+			out = append(out, Difference{Table: WindowsTable, Key: size, Column: "window_size", Stored: size, Expected: "one of " + strings.Join(sizes, ",")})
+		}
+	}
+	for _, size := range sizes {
+		m := bySize[size]
+		if m == nil {
+			m = map[string]*sums{}
+		}
+		for _, t := range totalsRows {
+			s := m[t[tMerchant].Str]
+			if s == nil {
+				s = &sums{}
+			}
+			check := func(col string, got, want int64) {
+				if got != want {
+					out = append(out, Difference{Table: WindowsTable, Key: t[tMerchant].Str + "," + size,
+						Column: "Σ " + col, Stored: store.Paise(got).String(), Expected: store.Paise(want).String() + " (" + TotalsTable + ")"})
+				}
+			}
+			check("total_sales", s.sales, t[tSales].Int)
+			check("total_refunds", s.refunds, t[tRefunds].Int)
+			check("net_sales", s.net, t[tNet].Int)
+			delete(m, t[tMerchant].Str)
+		}
+		for merchant := range m {
+			out = append(out, Difference{Table: WindowsTable, Key: merchant + "," + size, Column: "(merchant)",
+				Stored: "has windows", Expected: "no row in " + TotalsTable})
+		}
+	}
+	return out
+}

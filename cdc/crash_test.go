@@ -79,7 +79,7 @@ func TestMergeKilled(t *testing.T) {
 				t.Fatal(err)
 			}
 			rows := 0
-			if _, err := db.ScanRows(context.Background(), -1, func(store.Row) error { rows++; return nil }); err != nil {
+			if _, err := db.ScanRows(context.Background(), -1, func(Row) error { rows++; return nil }); err != nil {
 				t.Fatal(err)
 			}
 			files, err := db.Files()

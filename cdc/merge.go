@@ -38,7 +38,7 @@ type Result struct {
 	// Version is the raw table version the file became (0 if none).
 	Version int64
 	Rows    int
-	Stats   store.MergeStats
+	Stats   MergeStats
 	// Duplicate is set when the content was already ingested; Previous says
 	// as which file and version.
 	Duplicate bool
@@ -84,7 +84,7 @@ func (m *Merger) Merge(ctx context.Context, b *Batch) (Result, error) {
 		return res, nil
 	}
 	order := applyOrder(b.Rows)
-	meta := store.MergeMeta{
+	meta := MergeMeta{
 		Source: store.Source{
 			Name:   b.Name,
 			SHA256: hex.EncodeToString(b.SHA256[:]),
@@ -95,7 +95,7 @@ func (m *Merger) Merge(ctx context.Context, b *Batch) (Result, error) {
 		SourceRows: int64(len(b.Rows)),
 		Parameters: map[string]string{"sourceRows": strconv.Itoa(len(b.Rows))},
 	}
-	ci, err := m.db.Merge(ctx, meta, func(tx *store.MergeTx) error {
+	ci, err := Merge(ctx, m.db, meta, func(tx *MergeTx) error {
 		return applyRows(tx, b.Rows, order)
 	})
 	if err != nil {
@@ -108,7 +108,7 @@ func (m *Merger) Merge(ctx context.Context, b *Batch) (Result, error) {
 	}
 	res.Version = ci.Version
 	res.Commit = ci
-	res.Stats = store.MergeStats{
+	res.Stats = MergeStats{
 		Inserted: ci.OperationMetrics["numTargetRowsInserted"],
 		Updated:  ci.OperationMetrics["numTargetRowsUpdated"],
 		Deleted:  ci.OperationMetrics["numTargetRowsDeleted"],
@@ -145,9 +145,9 @@ func applyOrder(rows []Input) []int32 {
 }
 
 // applyRows runs the MERGE rules for every row, grouped by transaction.
-func applyRows(tx *store.MergeTx, rows []Input, order []int32) error {
+func applyRows(tx *MergeTx, rows []Input, order []int32) error {
 	var (
-		state  store.RowState
+		state  RowState
 		exists bool
 		curID  string
 	)
@@ -169,7 +169,7 @@ func applyRows(tx *store.MergeTx, rows []Input, order []int32) error {
 }
 
 // applyOne applies one input row to the transaction's state.
-func applyOne(tx *store.MergeTx, in *Input, st *store.RowState, exists *bool) error {
+func applyOne(tx *MergeTx, in *Input, st *RowState, exists *bool) error {
 	live := *exists && !st.Deleted
 	switch in.Op {
 	case OpDelete:
@@ -178,7 +178,7 @@ func applyOne(tx *store.MergeTx, in *Input, st *store.RowState, exists *bool) er
 			return nil
 		}
 		if in.Row.Time < st.Row.Time {
-			return tx.Stale(store.StaleRow{Pos: in.Pos, Op: in.Op.String(), Row: in.Row, StoredTime: st.Row.Time})
+			return tx.Stale(StaleRow{Pos: in.Pos, Op: in.Op.String(), Row: in.Row, StoredTime: st.Row.Time})
 		}
 		if err := tx.Delete(st.Row, in.Row.Time); err != nil {
 			return err
@@ -193,13 +193,13 @@ func applyOne(tx *store.MergeTx, in *Input, st *store.RowState, exists *bool) er
 			}
 		case st.Deleted:
 			if in.Row.Time < st.DeletedAt {
-				return tx.Stale(store.StaleRow{Pos: in.Pos, Op: in.Op.String(), Row: in.Row, StoredTime: st.DeletedAt})
+				return tx.Stale(StaleRow{Pos: in.Pos, Op: in.Op.String(), Row: in.Row, StoredTime: st.DeletedAt})
 			}
 			if err := tx.Insert(in.Row); err != nil {
 				return err
 			}
 		case in.Row.Time < st.Row.Time:
-			return tx.Stale(store.StaleRow{Pos: in.Pos, Op: in.Op.String(), Row: in.Row, StoredTime: st.Row.Time})
+			return tx.Stale(StaleRow{Pos: in.Pos, Op: in.Op.String(), Row: in.Row, StoredTime: st.Row.Time})
 		case in.Row == st.Row:
 			tx.NoOp()
 			return nil

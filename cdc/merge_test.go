@@ -53,7 +53,7 @@ func (e *env) ingest(name, body string) cdc.Result {
 func (e *env) changes(v int64) []string {
 	e.t.Helper()
 	var out []string
-	err := e.db.Changes(context.Background(), v, v, func(c store.Change) error {
+	err := e.db.Changes(context.Background(), v, v, func(c Change) error {
 		if c.Version != v {
 			e.t.Errorf("change of version %d in range %d..%d", c.Version, v, v)
 		}
@@ -66,10 +66,10 @@ func (e *env) changes(v int64) []string {
 	return out
 }
 
-func (e *env) rows() map[string]store.Row {
+func (e *env) rows() map[string]Row {
 	e.t.Helper()
-	out := map[string]store.Row{}
-	if _, err := e.db.ScanRows(context.Background(), -1, func(r store.Row) error {
+	out := map[string]Row{}
+	if _, err := e.db.ScanRows(context.Background(), -1, func(r Row) error {
 		out[r.TransactionID] = r
 		return nil
 	}); err != nil {
@@ -116,7 +116,7 @@ func TestMergeRules(t *testing.T) {
 		if r.Stats.Stale != 1 || r.Stats.Inserted != 1 {
 			t.Errorf("stats %+v, want 1 stale 1 inserted", r.Stats)
 		}
-		if got := e.rows()["T1"].Status; got != store.StatusCompleted {
+		if got := e.rows()["T1"].Status; got != StatusCompleted {
 			t.Errorf("T1 rolled back to %s", got)
 		}
 		equal(t, "v2", e.changes(2), []string{"insert T2 initiated 1"})
@@ -158,7 +158,7 @@ func TestMergeRules(t *testing.T) {
 			t.Errorf("latest version %d, want 1", v)
 		}
 		// Merge of an already-parsed batch with known content: same answer.
-		res, err := e.m.Merge(context.Background(), &cdc.Batch{Name: "x.csv", SHA256: sha(body), Rows: []cdc.Input{{Pos: 2, Op: cdc.OpUpsert, Row: store.Row{TransactionID: "T9", UPIID: "u", MerchantID: "M", Status: store.StatusFailed}}}})
+		res, err := e.m.Merge(context.Background(), &cdc.Batch{Name: "x.csv", SHA256: sha(body), Rows: []cdc.Input{{Pos: 2, Op: cdc.OpUpsert, Row: Row{TransactionID: "T9", UPIID: "u", MerchantID: "M", Status: StatusFailed}}}})
 		if err != nil || !res.Duplicate {
 			t.Errorf("Merge of known content: %+v, %v", res, err)
 		}
@@ -215,7 +215,7 @@ func TestMergeRules(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(h) != 3 || h[2].Step != 2 || h[2].Row.Status != store.StatusRefunded {
+		if len(h) != 3 || h[2].Step != 2 || h[2].Row.Status != StatusRefunded {
 			t.Errorf("T1 history %+v", h)
 		}
 	})
@@ -225,7 +225,7 @@ func TestMergeRules(t *testing.T) {
 		e.ingest("b1.csv", header+
 			"T1,u@b,M1,500,2024-12-21 10:00:00,initiated,\n"+
 			"T1,u@b,M1,500,2024-12-21 10:00:00,failed,\n")
-		if got := e.rows()["T1"].Status; got != store.StatusFailed {
+		if got := e.rows()["T1"].Status; got != StatusFailed {
 			t.Errorf("status %s, want the later line's failed", got)
 		}
 	})
@@ -247,7 +247,7 @@ func TestMergeRules(t *testing.T) {
 			t.Fatal(err)
 		}
 		var n int
-		err = e.db.Changes(context.Background(), 0, -1, func(c store.Change) error {
+		err = e.db.Changes(context.Background(), 0, -1, func(c Change) error {
 			n++
 			if c.Timestamp != hist[c.Version].Timestamp {
 				t.Errorf("change %+v: timestamp %d, commit says %d", c, c.Timestamp, hist[c.Version].Timestamp)

@@ -155,8 +155,8 @@ type Input struct {
 	Pos int
 	Op  Op
 	// Row holds the row's values. For a delete, fields the file left empty
-	// keep their zero value (Status is then store.StatusInvalid).
-	Row store.Row
+	// keep their zero value (Status is then StatusInvalid).
+	Row Row
 }
 
 // ParseOptions controls parsing.
@@ -490,12 +490,12 @@ func (r *rawRow) id(c column) (string, error) {
 	return v, nil
 }
 
-// parseStatus maps a status name, in any case, to its store.Status.
-func parseStatus(v string) (store.Status, error) {
-	if s, ok := store.ParseStatus(strings.ToLower(v)); ok {
+// parseStatus maps a status name, in any case, to its Status.
+func parseStatus(v string) (Status, error) {
+	if s, ok := ParseStatus(strings.ToLower(v)); ok {
 		return s, nil
 	}
-	return store.StatusInvalid, reasonf(ErrBadStatus, "%q is not a status (want initiated, completed, failed or refunded)", v)
+	return StatusInvalid, reasonf(ErrBadStatus, "%q is not a status (want initiated, completed, failed or refunded)", v)
 }
 
 // notUTF8 describes where s stops being UTF-8 without echoing the bad bytes

@@ -74,18 +74,24 @@ func (w *chunkWriter) pos() imageRef {
 	return imageRef{version: w.version, chunk: w.n, offset: uint32(len(w.enc.b))}
 }
 
-// Raw change record: type, flags, transaction id, row body, then for
-// insert/update_postimage/delete the pointer to the transaction's previous
-// image record (if any), and for delete the delete's transaction_time.
-func (e *encoder) rawChange(t ChangeType, r *Row, prev *imageRef, deletedAt int64) {
+// Change record: type, flags, schema id, key, body, then for insert,
+// update_postimage and delete the pointer to the key's previous image
+// record (if any), and for delete the tombstone's ordering value.
+const (
+	flagHasPrev byte = 1 << 1
+	flagDeleted byte = 1 << 0
+)
+
+func (e *encoder) record(s *Schema, id uint64, t ChangeType, key []byte, r Row, prev *imageRef, deletedAt int64) {
 	e.byte(byte(t))
 	var flags byte
 	if prev != nil {
 		flags |= flagHasPrev
 	}
 	e.byte(flags)
-	e.str(r.TransactionID)
-	e.rowBody(r)
+	e.uint(id)
+	e.bytes(key)
+	s.body(e, r)
 	if prev != nil {
 		e.ref(*prev)
 	}
@@ -94,12 +100,29 @@ func (e *encoder) rawChange(t ChangeType, r *Row, prev *imageRef, deletedAt int6
 	}
 }
 
-func (d *decoder) rawRecord() (rawImage, error) {
-	var img rawImage
+// image is one decoded change record.
+type image struct {
+	typ       ChangeType
+	row       Row
+	prev      imageRef
+	hasPrev   bool
+	deletedAt int64
+}
+
+func (t *table) decodeRecord(d *decoder) (image, error) {
+	var img image
 	img.typ = ChangeType(d.byte())
 	flags := d.byte()
-	img.row.TransactionID = d.str()
-	d.rowBody(&img.row)
+	id := d.uint()
+	key := d.rawBytes()
+	if d.err != nil {
+		return img, d.err
+	}
+	row, err := t.decode(key, id, d)
+	if err != nil {
+		return img, err
+	}
+	img.row = row
 	if flags&flagHasPrev != 0 {
 		img.hasPrev = true
 		img.prev = d.ref()
@@ -113,10 +136,10 @@ func (d *decoder) rawRecord() (rawImage, error) {
 	return img, d.err
 }
 
-func decodeRawChunk(chunk []byte, fn func(ChangeType, Row) error) error {
+func (t *table) decodeChunk(chunk []byte, fn func(ChangeType, Row) error) error {
 	d := decoder{b: chunk}
 	for len(d.b) > 0 {
-		img, err := d.rawRecord()
+		img, err := t.decodeRecord(&d)
 		if err != nil {
 			return err
 		}
@@ -127,52 +150,15 @@ func decodeRawChunk(chunk []byte, fn func(ChangeType, Row) error) error {
 	return nil
 }
 
-// Aggregate change record: type, merchant id, aggregate body.
-func (e *encoder) aggChange(t ChangeType, a *Aggregate) {
-	e.byte(byte(t))
-	e.str(a.MerchantID)
-	e.agg(a)
-}
-
-func decodeAggChunk(chunk []byte, fn func(ChangeType, Aggregate) error) error {
+// Note record: a length-prefixed opaque byte string.
+func decodeNoteChunk(chunk []byte, fn func([]byte) error) error {
 	d := decoder{b: chunk}
 	for len(d.b) > 0 {
-		t := ChangeType(d.byte())
-		var a Aggregate
-		a.MerchantID = d.str()
-		d.agg(&a)
+		b := d.rawBytes()
 		if d.err != nil {
 			return d.err
 		}
-		if err := fn(t, a); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// Stale record: pos, op, row with id, stored time.
-func (e *encoder) staleRow(s *StaleRow) {
-	e.uint(uint64(s.Pos))
-	e.str(s.Op)
-	e.str(s.Row.TransactionID)
-	e.rowBody(&s.Row)
-	e.int(s.StoredTime)
-}
-
-func decodeStaleChunk(chunk []byte, fn func(StaleRow) error) error {
-	d := decoder{b: chunk}
-	for len(d.b) > 0 {
-		var s StaleRow
-		s.Pos = int(d.uint())
-		s.Op = d.str()
-		s.Row.TransactionID = d.str()
-		d.rowBody(&s.Row)
-		s.StoredTime = d.int()
-		if d.err != nil {
-			return d.err
-		}
-		if err := fn(s); err != nil {
+		if err := fn(b); err != nil {
 			return err
 		}
 	}
@@ -201,14 +187,9 @@ func clampRange(tb *bolt.Bucket, from, to int64) (int64, int64, error) {
 	return from, to, nil
 }
 
-// changeChunks streams table t's change-feed chunks of versions from..to
-// inside tx, each with its version's commit timestamp.
-func changeChunks(ctx context.Context, tx *bolt.Tx, t Table, from, to int64, fn func(ver, ts int64, chunk []byte) error) error {
-	tb, err := tableBucket(tx, t)
-	if err != nil {
-		return err
-	}
-	from, to, err = clampRange(tb, from, to)
+// changes streams table t's change feed of versions from..to inside tx.
+func (t *table) changes(ctx context.Context, tb *bolt.Bucket, from, to int64, fn func(Change) error) error {
+	from, to, err := clampRange(tb, from, to)
 	if err != nil {
 		return err
 	}
@@ -218,14 +199,7 @@ func changeChunks(ctx context.Context, tx *bolt.Tx, t Table, from, to int64, fn 
 		if err != nil {
 			return err
 		}
-		return fn(ver, ts, chunk)
-	})
-}
-
-// rawChanges streams the raw change feed of from..to inside tx.
-func rawChanges(ctx context.Context, tx *bolt.Tx, from, to int64, fn func(Change) error) error {
-	return changeChunks(ctx, tx, RawTable, from, to, func(ver, ts int64, chunk []byte) error {
-		return decodeRawChunk(chunk, func(ct ChangeType, r Row) error {
+		return t.decodeChunk(chunk, func(ct ChangeType, r Row) error {
 			return fn(Change{Type: ct, Version: ver, Timestamp: ts, Row: r})
 		})
 	})
@@ -247,54 +221,32 @@ func commitTimes(tb *bolt.Bucket) func(int64) (int64, error) {
 	}
 }
 
-// Changes streams the raw table's change feed for versions from..to
-// (inclusive; to < 0 means the latest) in commit order. Within a version,
-// rows are in transaction_id order, a transaction's rows in applied order.
-func (db *DB) Changes(ctx context.Context, from, to int64, fn func(Change) error) error {
-	err := db.bolt.View(func(tx *bolt.Tx) error {
-		return rawChanges(ctx, tx, from, to, fn)
+// Changes streams a table's change feed for versions from..to (inclusive;
+// to < 0 means the latest) in commit order. Within a version rows are in
+// key order, a key's rows in applied order.
+func (db *DB) Changes(ctx context.Context, name string, from, to int64, fn func(Change) error) error {
+	err := db.view(name, func(tb *bolt.Bucket, t *table) error {
+		return t.changes(ctx, tb, from, to, fn)
 	})
 	if err != nil {
-		return fmt.Errorf("changes %s: %w", RawTable, err)
+		return fmt.Errorf("changes %s: %w", name, err)
 	}
 	return nil
 }
 
-// AggChanges streams the aggregated table's change feed for from..to.
-func (db *DB) AggChanges(ctx context.Context, from, to int64, fn func(AggChange) error) error {
-	err := db.bolt.View(func(tx *bolt.Tx) error {
-		return changeChunks(ctx, tx, AggTable, from, to, func(ver, ts int64, chunk []byte) error {
-			return decodeAggChunk(chunk, func(ct ChangeType, a Aggregate) error {
-				return fn(AggChange{Type: ct, Version: ver, Timestamp: ts, Agg: a})
-			})
-		})
-	})
-	if err != nil {
-		return fmt.Errorf("changes %s: %w", AggTable, err)
-	}
-	return nil
-}
-
-// StaleRows returns the rows a MERGE at version skipped as out of order.
-func (db *DB) StaleRows(ctx context.Context, version int64) ([]StaleRow, error) {
-	var out []StaleRow
-	err := db.bolt.View(func(tx *bolt.Tx) error {
-		tb, err := tableBucket(tx, RawTable)
-		if err != nil {
-			return err
-		}
+// Notes streams the notes a commit of a table left (opaque records such as
+// a MERGE's skipped rows).
+func (db *DB) Notes(ctx context.Context, name string, version int64, fn func([]byte) error) error {
+	err := db.view(name, func(tb *bolt.Bucket, _ *table) error {
 		if _, err := getCommit(tb, version); err != nil {
 			return err
 		}
-		return forChunks(ctx, tb.Bucket(subStale), version, version, func(_ int64, chunk []byte) error {
-			return decodeStaleChunk(chunk, func(s StaleRow) error {
-				out = append(out, s)
-				return nil
-			})
+		return forChunks(ctx, tb.Bucket(subNotes), version, version, func(_ int64, chunk []byte) error {
+			return decodeNoteChunk(chunk, fn)
 		})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("stale rows of version %d: %w", version, err)
+		return fmt.Errorf("notes of %s version %d: %w", name, version, err)
 	}
-	return out, nil
+	return nil
 }

@@ -19,7 +19,9 @@ import (
 // FileName is the bbolt file's name inside the data directory.
 const FileName = "upicdc.db"
 
-const formatVersion = "1"
+// formatVersion 2: every table is generic (rows encoded by the schema the
+// table keeps in its meta bucket).
+const formatVersion = "2"
 
 var (
 	bucketMeta    = []byte("meta")
@@ -27,17 +29,20 @@ var (
 	bucketFiles   = []byte("files")
 	bucketStreams = []byte("streams")
 
+	subMeta  = []byte("meta")
 	subLog   = []byte("log")
 	subRows  = []byte("rows")
 	subTimes = []byte("times")
-	subHist  = []byte("hist")
 	subCDF   = []byte("cdf")
-	subStale = []byte("stale")
+	subNotes = []byte("notes")
 
 	subCheckpoint = []byte("checkpoint")
-	subContrib    = []byte("contrib")
+	subState      = []byte("state")
 
-	keyFormat = []byte("format")
+	keyFormat  = []byte("format")
+	keySchemas = []byte("schemas")
+	keyProps   = []byte("properties")
+	keyDef     = []byte("def")
 )
 
 // Options configures Open.
@@ -48,6 +53,12 @@ type Options struct {
 	// ReadOnly opens the file with a shared lock and never writes; the file
 	// must exist.
 	ReadOnly bool
+	// Tables declares the tables the caller works with. A writable open
+	// creates those the file lacks (version 0, CREATE TABLE) and records a
+	// changed schema as the table's new schema. Tables the file has but
+	// Tables omits stay readable. A read-only open may leave it empty: the
+	// file knows its tables.
+	Tables []TableDef
 	// Now is the clock for commit timestamps (default time.Now).
 	Now func() time.Time
 	// Logger receives store events (default: discard).
@@ -61,10 +72,11 @@ type DB struct {
 	path     string
 	now      func() time.Time
 	log      *slog.Logger
+	tables   map[string]*table
+	order    []string
 }
 
 // Open opens (creating if needed, unless read-only) the store in dataDir.
-// A new store gets version 0 (CREATE TABLE) of both tables.
 func Open(dataDir string, opts Options) (*DB, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = time.Second
@@ -106,7 +118,10 @@ func Open(dataDir string, opts Options) (*DB, error) {
 	if opts.ReadOnly {
 		err = db.checkFormat()
 	} else {
-		err = db.init()
+		err = db.init(opts.Tables)
+	}
+	if err == nil {
+		err = db.loadTables(opts.Tables)
 	}
 	if err != nil {
 		_ = bdb.Close()
@@ -126,75 +141,43 @@ func (db *DB) Close() error {
 	return nil
 }
 
-func (db *DB) checkFormat() error {
-	return db.bolt.View(func(tx *bolt.Tx) error {
-		m := tx.Bucket(bucketMeta)
-		if m == nil {
-			return fmt.Errorf("%w: not initialised", ErrFormat)
-		}
-		if f := m.Get(keyFormat); string(f) != formatVersion {
-			return fmt.Errorf("%w %q (this binary reads %q)", ErrFormat, f, formatVersion)
-		}
-		return nil
-	})
+func checkFormatBucket(m *bolt.Bucket) error {
+	if m == nil {
+		return fmt.Errorf("%w: not initialised", ErrFormat)
+	}
+	if f := m.Get(keyFormat); string(f) != formatVersion {
+		return fmt.Errorf("%w %q (this binary reads %q)", ErrFormat, f, formatVersion)
+	}
+	return nil
 }
 
-// init creates the buckets and version 0 of each table, once.
-func (db *DB) init() error {
+func (db *DB) checkFormat() error {
+	return db.bolt.View(func(tx *bolt.Tx) error { return checkFormatBucket(tx.Bucket(bucketMeta)) })
+}
+
+// init creates the store's buckets once, then every declared table the file
+// lacks, and records changed schemas.
+func (db *DB) init(defs []TableDef) error {
 	return db.bolt.Update(func(tx *bolt.Tx) error {
 		m, err := tx.CreateBucketIfNotExists(bucketMeta)
 		if err != nil {
 			return err
 		}
-		if f := m.Get(keyFormat); f != nil {
-			if string(f) != formatVersion {
-				return fmt.Errorf("%w %q (this binary reads %q)", ErrFormat, f, formatVersion)
+		if f := m.Get(keyFormat); f == nil {
+			if err := m.Put(keyFormat, []byte(formatVersion)); err != nil {
+				return err
 			}
-			return nil
-		}
-		if err := m.Put(keyFormat, []byte(formatVersion)); err != nil {
+		} else if err := checkFormatBucket(m); err != nil {
 			return err
 		}
-		for _, b := range [][]byte{bucketFiles, bucketStreams} {
+		for _, b := range [][]byte{bucketFiles, bucketStreams, bucketTables} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
 		}
-		tables, err := tx.CreateBucketIfNotExists(bucketTables)
-		if err != nil {
-			return err
-		}
-		ts := db.now().UnixMilli()
-		for _, t := range Tables() {
-			tb, err := tables.CreateBucket([]byte(t))
-			if err != nil {
-				return fmt.Errorf("create table %s: %w", t, err)
-			}
-			subs := [][]byte{subLog, subTimes, subCDF, subRows, subStale} // raw: current rows + audit
-			if t == AggTable {
-				subs = [][]byte{subLog, subTimes, subCDF, subHist} // aggregates: keyed history
-			}
-			for _, sub := range subs {
-				if _, err := tb.CreateBucket(sub); err != nil {
-					return err
-				}
-			}
-			key := "transaction_id"
-			if t == AggTable {
-				key = "merchant_id"
-			}
-			ci := CommitInfo{
-				Version:   0,
-				Timestamp: ts,
-				Operation: "CREATE TABLE",
-				OperationParameters: map[string]string{
-					"primaryKey":                 key,
-					"delta.enableChangeDataFeed": "true",
-				},
-				OperationMetrics: map[string]int64{},
-			}
-			if err := putCommit(tb, ci); err != nil {
-				return err
+		for _, def := range defs {
+			if err := db.ensureTable(tx, def); err != nil {
+				return fmt.Errorf("table %s: %w", def.Name, err)
 			}
 		}
 		return nil
@@ -202,7 +185,7 @@ func (db *DB) init() error {
 }
 
 // tableBucket returns a table's bucket inside tx.
-func tableBucket(tx *bolt.Tx, t Table) (*bolt.Bucket, error) {
+func tableBucket(tx *bolt.Tx, t string) (*bolt.Bucket, error) {
 	tables := tx.Bucket(bucketTables)
 	if tables == nil {
 		return nil, fmt.Errorf("%w: no tables bucket", ErrCorrupt)
@@ -266,16 +249,12 @@ func (db *DB) nextTimestamp(prev int64) int64 {
 }
 
 // LatestVersion returns a table's newest version.
-func (db *DB) LatestVersion(t Table) (int64, error) {
+func (db *DB) LatestVersion(name string) (int64, error) {
 	var v int64
-	err := db.bolt.View(func(tx *bolt.Tx) error {
-		tb, err := tableBucket(tx, t)
-		if err != nil {
-			return err
-		}
+	err := db.view(name, func(tb *bolt.Bucket, _ *table) error {
 		k, _ := tb.Bucket(subLog).Cursor().Last()
 		if k == nil {
-			return fmt.Errorf("%w: %s has no commits", ErrCorrupt, t)
+			return fmt.Errorf("%w: %s has no commits", ErrCorrupt, name)
 		}
 		v = int64(beUint(k))
 		return nil
@@ -284,13 +263,9 @@ func (db *DB) LatestVersion(t Table) (int64, error) {
 }
 
 // History returns a table's commits, oldest first.
-func (db *DB) History(t Table) ([]CommitInfo, error) {
+func (db *DB) History(name string) ([]CommitInfo, error) {
 	var out []CommitInfo
-	err := db.bolt.View(func(tx *bolt.Tx) error {
-		tb, err := tableBucket(tx, t)
-		if err != nil {
-			return err
-		}
+	err := db.view(name, func(tb *bolt.Bucket, _ *table) error {
 		return tb.Bucket(subLog).ForEach(func(_, v []byte) error {
 			ci, err := decodeCommit(v)
 			if err != nil {
@@ -301,19 +276,16 @@ func (db *DB) History(t Table) ([]CommitInfo, error) {
 		})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("history %s: %w", t, err)
+		return nil, fmt.Errorf("history %s: %w", name, err)
 	}
 	return out, nil
 }
 
 // Commit returns one commit of a table.
-func (db *DB) Commit(t Table, version int64) (CommitInfo, error) {
+func (db *DB) Commit(name string, version int64) (CommitInfo, error) {
 	var ci CommitInfo
-	err := db.bolt.View(func(tx *bolt.Tx) error {
-		tb, err := tableBucket(tx, t)
-		if err != nil {
-			return err
-		}
+	err := db.view(name, func(tb *bolt.Bucket, _ *table) error {
+		var err error
 		ci, err = getCommit(tb, version)
 		return err
 	})

@@ -23,25 +23,6 @@ func chunkKey(v int64, n uint32) []byte {
 	return b[:]
 }
 
-// histKey is key 0x00 version step. Keys never contain 0x00 (cdc refuses
-// control characters), so all images of a key are contiguous and sort by
-// (version, step), and "key" sorts before "key2" and its images.
-func histKey(dst []byte, key string, v int64, step uint32) []byte {
-	dst = append(dst, key...)
-	dst = append(dst, 0)
-	dst = binary.BigEndian.AppendUint64(dst, uint64(v))
-	return binary.BigEndian.AppendUint32(dst, step)
-}
-
-// splitHistKey returns the row key, version and step of a hist key.
-func splitHistKey(k []byte) (string, int64, uint32, bool) {
-	if len(k) < 13 || k[len(k)-13] != 0 {
-		return "", 0, 0, false
-	}
-	n := len(k) - 13
-	return string(k[:n]), int64(binary.BigEndian.Uint64(k[n+1:])), binary.BigEndian.Uint32(k[n+9:]), true
-}
-
 type encoder struct{ b []byte }
 
 func (e *encoder) str(s string) {
@@ -105,41 +86,37 @@ func (d *decoder) byte() byte {
 	return v
 }
 
-// rowBody encodes every field of r but the transaction id.
-func (e *encoder) rowBody(r *Row) {
-	e.str(r.UPIID)
-	e.str(r.MerchantID)
-	e.int(int64(r.Amount))
-	e.int(r.Time)
-	e.byte(byte(r.Status))
+func (e *encoder) bytes(b []byte) {
+	e.b = binary.AppendUvarint(e.b, uint64(len(b)))
+	e.b = append(e.b, b...)
 }
 
-func (d *decoder) rowBody(r *Row) {
-	r.UPIID = d.str()
-	r.MerchantID = d.str()
-	r.Amount = Paise(d.int())
-	r.Time = d.int()
-	r.Status = Status(d.byte())
+// rawBytes returns the next length-prefixed byte string, aliasing d's buffer.
+func (d *decoder) rawBytes() []byte {
+	n, k := binary.Uvarint(d.b)
+	if k <= 0 || uint64(len(d.b)-k) < n {
+		d.fail()
+		return nil
+	}
+	b := d.b[k : k+int(n)]
+	d.b = d.b[k+int(n):]
+	return b
 }
 
-func (e *encoder) agg(a *Aggregate) {
-	e.int(int64(a.TotalSales))
-	e.int(int64(a.TotalRefunds))
-	e.int(int64(a.NetSales))
-	e.uint(uint64(a.Initiated))
-	e.uint(uint64(a.Completed))
-	e.uint(uint64(a.Failed))
-	e.uint(uint64(a.Refunded))
-	e.int(a.LastRawVersion)
+// imageRef locates a change-feed record: chunk key (version, chunk) and the
+// record's byte offset inside the chunk.
+type imageRef struct {
+	version int64
+	chunk   uint32
+	offset  uint32
 }
 
-func (d *decoder) agg(a *Aggregate) {
-	a.TotalSales = Paise(d.int())
-	a.TotalRefunds = Paise(d.int())
-	a.NetSales = Paise(d.int())
-	a.Initiated = int64(d.uint())
-	a.Completed = int64(d.uint())
-	a.Failed = int64(d.uint())
-	a.Refunded = int64(d.uint())
-	a.LastRawVersion = d.int()
+func (e *encoder) ref(r imageRef) {
+	e.uint(uint64(r.version))
+	e.uint(uint64(r.chunk))
+	e.uint(uint64(r.offset))
+}
+
+func (d *decoder) ref() imageRef {
+	return imageRef{version: int64(d.uint()), chunk: uint32(d.uint()), offset: uint32(d.uint())}
 }

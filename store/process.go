@@ -1,193 +1,187 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strconv"
 
 	bolt "go.etcd.io/bbolt"
 )
 
-// Checkpoint is a stream's progress: everything up to RawVersion of the raw
-// table is reflected in the aggregated table at AggVersion.
+// Checkpoint is a stream's progress: everything up to SourceVersion of its
+// source table is reflected in its derived tables, at Versions.
 type Checkpoint struct {
-	Stream     string `json:"stream"`
-	BatchID    int64  `json:"batchId"` // last committed micro-batch; -1 before the first
-	RawVersion int64  `json:"rawVersion"`
-	AggVersion int64  `json:"aggVersion"`
-	UpdatedAt  int64  `json:"updatedAt"` // ms since the Unix epoch
+	Stream        string           `json:"stream"`
+	Source        string           `json:"source"`
+	BatchID       int64            `json:"batchId"` // last committed micro-batch; -1 before the first
+	SourceVersion int64            `json:"sourceVersion"`
+	Versions      map[string]int64 `json:"versions"` // derived table → its version at this checkpoint
+	UpdatedAt     int64            `json:"updatedAt"` // ms since the Unix epoch
 }
 
-// Contribution is what one transaction currently adds to its merchant's
-// aggregate. Keeping it per transaction is what makes replays and no-op
-// updates unable to double count: a new image replaces the old contribution,
-// it never adds to it.
-type Contribution struct {
-	MerchantID string
-	Sale       Paise  // amount of the newest completed image, 0 if none
-	Refund     Paise  // amount of the newest refunded image, 0 if none
-	Status     Status // current status
-	Live       bool   // false once deleted
-}
-
-func encodeContribution(c *Contribution) []byte {
-	e := encoder{b: make([]byte, 0, 24+len(c.MerchantID))}
-	e.byte(histFormat)
-	var flags byte
-	if !c.Live {
-		flags |= flagDeleted
-	}
-	e.byte(flags)
-	e.str(c.MerchantID)
-	e.int(int64(c.Sale))
-	e.int(int64(c.Refund))
-	e.byte(byte(c.Status))
-	return e.b
-}
-
-func decodeContribution(v []byte) (Contribution, error) {
-	d := decoder{b: v}
-	if f := d.byte(); f != histFormat {
-		return Contribution{}, fmt.Errorf("%w: contribution format %d", ErrCorrupt, f)
-	}
-	flags := d.byte()
-	c := Contribution{MerchantID: d.str(), Sale: Paise(d.int()), Refund: Paise(d.int()), Status: Status(d.byte())}
-	c.Live = flags&flagDeleted == 0
-	return c, d.err
+func initialCheckpoint(stream string) Checkpoint {
+	return Checkpoint{Stream: stream, BatchID: -1, Versions: map[string]int64{}}
 }
 
 // ProcessTx is one micro-batch of a stream inside one bbolt write
-// transaction: it reads the raw change feed, replaces contributions, writes
-// aggregate rows and, through Commit, advances the checkpoint.
+// transaction: it reads the source's change feed, keeps the stream's own
+// state, writes derived tables and, through Commit, advances the checkpoint.
 type ProcessTx struct {
-	ctx        context.Context
-	tx         *bolt.Tx
-	cp         Checkpoint
-	rawLatest  int64
-	aggVersion int64
-	contrib    *bolt.Bucket
-	hist       *bolt.Bucket
-	histCur    *bolt.Cursor
-	cdf        *chunkWriter
-	lastContr  string
-	lastAgg    string
-	inserted   int64
-	updated    int64
+	ctx      context.Context
+	db       *DB
+	tx       *bolt.Tx
+	cp       Checkpoint
+	src      *table
+	srcTB    *bolt.Bucket
+	srcLast  int64
+	state    *bolt.Bucket
+	writers  map[string]*TableWriter
+	buckets  map[string]*bolt.Bucket
+	props    map[string]map[string]string
+	lastKey  []byte
+	lastSet  bool
+	commit   *commitReq
+}
 
-	committed bool
+type commitReq struct {
 	toVersion int64
+	operation string
 	params    map[string]string
 	metrics   map[string]int64
+	txn       bool
 }
 
 // Checkpoint is the stream's checkpoint before this micro-batch.
 func (p *ProcessTx) Checkpoint() Checkpoint { return p.cp }
 
-// RawLatest is the raw table's newest version.
-func (p *ProcessTx) RawLatest() int64 { return p.rawLatest }
+// SourceLatest is the source table's newest version.
+func (p *ProcessTx) SourceLatest() int64 { return p.srcLast }
 
-// AggVersion is the aggregated table version this micro-batch would commit.
-func (p *ProcessTx) AggVersion() int64 { return p.aggVersion }
-
-// RawChanges streams the raw change feed of from..to, as DB.Changes.
-func (p *ProcessTx) RawChanges(from, to int64, fn func(Change) error) error {
-	return rawChanges(p.ctx, p.tx, from, to, fn)
+// SourceChanges streams the source table's change feed of from..to.
+func (p *ProcessTx) SourceChanges(from, to int64, fn func(Change) error) error {
+	return p.src.changes(p.ctx, p.srcTB, from, to, fn)
 }
 
-// Contribution returns a transaction's stored contribution.
-func (p *ProcessTx) Contribution(id string) (Contribution, bool, error) {
-	v := p.contrib.Get([]byte(id))
-	if v == nil {
-		return Contribution{}, false, nil
-	}
-	c, err := decodeContribution(v)
-	if err != nil {
-		return c, false, fmt.Errorf("contribution of %q: %w", id, err)
-	}
-	return c, true, nil
-}
+// State returns the value the stream keeps for key (nil if none). The slice
+// is valid until the transaction ends.
+func (p *ProcessTx) State(key []byte) []byte { return p.state.Get(key) }
 
-// PutContribution stores a transaction's contribution. Ids must come in
-// increasing order.
-func (p *ProcessTx) PutContribution(id string, c Contribution) error {
-	if p.lastContr != "" && id <= p.lastContr {
-		return fmt.Errorf("contribution %q after %q: %w", id, p.lastContr, ErrOutOfOrder)
-	}
-	p.lastContr = id
-	return p.contrib.Put([]byte(id), encodeContribution(&c))
-}
-
-// Aggregate returns a merchant's current aggregate row.
-func (p *ProcessTx) Aggregate(merchantID string) (Aggregate, bool, error) {
-	k, v := latestImage(p.histCur, nil, merchantID, p.aggVersion)
-	if k == nil {
-		return Aggregate{}, false, nil
-	}
-	a, err := decodeAggHist(merchantID, v)
-	return a, err == nil, err
-}
-
-// PutAggregate writes a merchant's new aggregate row with its change-feed
-// rows (insert, or update_preimage + update_postimage). Merchants must come
-// in increasing order.
-func (p *ProcessTx) PutAggregate(a Aggregate) error {
-	if p.lastAgg != "" && a.MerchantID <= p.lastAgg {
-		return fmt.Errorf("merchant %q after %q: %w", a.MerchantID, p.lastAgg, ErrOutOfOrder)
-	}
-	p.lastAgg = a.MerchantID
-	before, found, err := p.Aggregate(a.MerchantID)
-	if err != nil {
-		return err
-	}
-	if found && before == a {
-		return nil
-	}
-	k := histKey(make([]byte, 0, len(a.MerchantID)+13), a.MerchantID, p.aggVersion, 0)
-	if err := p.hist.Put(k, encodeAggHist(&a)); err != nil {
-		return fmt.Errorf("merchant %q: %w", a.MerchantID, err)
-	}
-	if found {
-		p.updated++
-		p.cdf.enc.aggChange(UpdatePreimage, &before)
-		if err := p.cdf.next(); err != nil {
+// StateForEach walks the stream's state in key order (for a rebuild).
+func (p *ProcessTx) StateForEach(fn func(k, v []byte) error) error {
+	c := p.state.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if err := fn(k, v); err != nil {
 			return err
 		}
-		p.cdf.enc.aggChange(UpdatePostimage, &a)
-	} else {
-		p.inserted++
-		p.cdf.enc.aggChange(Insert, &a)
 	}
-	return p.cdf.next()
+	return nil
 }
 
-// Commit marks the micro-batch as done up to raw version toVersion; params
-// and metrics go to the aggregated table's commit log. Without Commit the
-// micro-batch is rolled back.
+// PutState stores the stream's value for key; keys must come in increasing
+// order within a micro-batch. A nil value deletes the key.
+func (p *ProcessTx) PutState(key, value []byte) error {
+	if p.lastSet && bytes.Compare(key, p.lastKey) <= 0 {
+		return fmt.Errorf("state key %q after %q: %w", key, p.lastKey, ErrOutOfOrder)
+	}
+	p.lastKey, p.lastSet = append(p.lastKey[:0], key...), true
+	if value == nil {
+		return p.state.Delete(key)
+	}
+	return p.state.Put(key, value)
+}
+
+// Table returns the writer of derived table name's next version. Every
+// table whose writer was asked for gets a version at Commit, changed or not.
+func (p *ProcessTx) Table(name string) (*TableWriter, error) {
+	if w := p.writers[name]; w != nil {
+		return w, nil
+	}
+	t, err := p.db.table(name)
+	if err != nil {
+		return nil, err
+	}
+	if !t.derived {
+		return nil, fmt.Errorf("table %s is not a derived table", name)
+	}
+	tb, err := tableBucket(p.tx, name)
+	if err != nil {
+		return nil, err
+	}
+	last, err := lastCommit(tb)
+	if err != nil {
+		return nil, err
+	}
+	w := newTableWriter(p.ctx, t, tb, last.Version+1)
+	p.writers[name], p.buckets[name] = w, tb
+	return w, nil
+}
+
+// Properties returns a derived table's properties as stored.
+func (p *ProcessTx) Properties(name string) (map[string]string, error) {
+	if props, ok := p.props[name]; ok {
+		return props, nil
+	}
+	tb, err := tableBucket(p.tx, name)
+	if err != nil {
+		return nil, err
+	}
+	var props map[string]string
+	return props, jsonUnmarshal(tb.Bucket(subMeta).Get(keyProps), &props)
+}
+
+// SetProperties replaces a table's properties with this commit (the
+// parameters it is now computed with).
+func (p *ProcessTx) SetProperties(name string, props map[string]string) {
+	p.props[name] = maps.Clone(props)
+}
+
+// Commit marks the micro-batch as done up to source version toVersion;
+// params and metrics go to each written table's commit log, with a Delta
+// txn action (appId = stream, version = batch id). Without Commit (or
+// Rebuilt) the micro-batch is rolled back.
 func (p *ProcessTx) Commit(toVersion int64, params map[string]string, metrics map[string]int64) {
-	p.committed, p.toVersion, p.params, p.metrics = true, toVersion, params, metrics
+	p.commit = &commitReq{toVersion: toVersion, operation: "STREAMING UPDATE", params: params, metrics: metrics, txn: true}
+}
+
+// Rebuilt commits the written tables as versions of operation (e.g.
+// "BACKFILL") without moving the checkpoint's source version: the tables
+// were recomputed at the position the stream already had.
+func (p *ProcessTx) Rebuilt(operation string, params map[string]string, metrics map[string]int64) {
+	p.commit = &commitReq{toVersion: p.cp.SourceVersion, operation: operation, params: params, metrics: metrics}
 }
 
 var errRollback = errors.New("rollback")
 
-func initialCheckpoint(stream string) Checkpoint {
-	return Checkpoint{Stream: stream, BatchID: -1}
+func readCheckpoint(sb *bolt.Bucket, stream string) (Checkpoint, error) {
+	cp := initialCheckpoint(stream)
+	if sb == nil {
+		return cp, nil
+	}
+	if b := sb.Bucket(subCheckpoint); b != nil {
+		if v := b.Get(subCheckpoint); v != nil {
+			if err := jsonUnmarshal(v, &cp); err != nil {
+				return cp, err
+			}
+		}
+	}
+	if cp.Versions == nil {
+		cp.Versions = map[string]int64{}
+	}
+	return cp, nil
 }
 
 // Checkpoint returns a stream's checkpoint (the initial one if it never ran).
 func (db *DB) Checkpoint(stream string) (Checkpoint, error) {
-	cp := initialCheckpoint(stream)
+	var cp Checkpoint
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		sb := tx.Bucket(bucketStreams).Bucket([]byte(stream))
-		if sb == nil {
-			return nil
-		}
-		if v := sb.Bucket(subCheckpoint).Get(subCheckpoint); v != nil {
-			return jsonUnmarshal(v, &cp)
-		}
-		return nil
+		var err error
+		cp, err = readCheckpoint(tx.Bucket(bucketStreams).Bucket([]byte(stream)), stream)
+		return err
 	})
 	if err != nil {
 		return cp, fmt.Errorf("checkpoint of stream %q: %w", stream, err)
@@ -195,14 +189,18 @@ func (db *DB) Checkpoint(stream string) (Checkpoint, error) {
 	return cp, nil
 }
 
-// Process runs fn as one micro-batch of stream. If fn calls Commit, the new
-// aggregated-table version (rows, change feed, commit info with the txn
-// identifier appId=stream, version=batch id), the contributions and the
+// Process runs fn as one micro-batch of stream over source. If fn commits,
+// the new version of every derived table it wrote (rows, change feed,
+// commit info with the txn identifier), the stream's state and the
 // advanced checkpoint are written in ONE bbolt transaction: a crash at any
 // instant leaves either all of it or none. It reports whether it committed.
-func (db *DB) Process(ctx context.Context, stream string, fn func(*ProcessTx) error) (CommitInfo, bool, error) {
-	var ci CommitInfo
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
+func (db *DB) Process(ctx context.Context, stream, source string, fn func(*ProcessTx) error) (Checkpoint, bool, error) {
+	src, err := db.table(source)
+	if err != nil {
+		return Checkpoint{}, false, fmt.Errorf("stream %s: %w", stream, err)
+	}
+	var next Checkpoint
+	err = db.bolt.Update(func(tx *bolt.Tx) error {
 		sb, err := tx.Bucket(bucketStreams).CreateBucketIfNotExists([]byte(stream))
 		if err != nil {
 			return fmt.Errorf("stream bucket: %w", err)
@@ -211,82 +209,103 @@ func (db *DB) Process(ctx context.Context, stream string, fn func(*ProcessTx) er
 		if err != nil {
 			return err
 		}
-		contrib, err := sb.CreateBucketIfNotExists(subContrib)
+		state, err := sb.CreateBucketIfNotExists(subState)
 		if err != nil {
 			return err
 		}
-		cp := initialCheckpoint(stream)
-		if v := cpb.Get(subCheckpoint); v != nil {
-			if err := jsonUnmarshal(v, &cp); err != nil {
-				return err
-			}
-		}
-		rawTB, err := tableBucket(tx, RawTable)
+		cp, err := readCheckpoint(sb, stream)
 		if err != nil {
 			return err
 		}
-		rawLast, err := lastCommit(rawTB)
+		if cp.Source == "" {
+			cp.Source = source
+		}
+		if cp.Source != source {
+			return fmt.Errorf("stream %s reads %s, not %s", stream, cp.Source, source)
+		}
+		srcTB, err := tableBucket(tx, source)
 		if err != nil {
 			return err
 		}
-		aggTB, err := tableBucket(tx, AggTable)
+		srcLast, err := lastCommit(srcTB)
 		if err != nil {
 			return err
 		}
-		aggLast, err := lastCommit(aggTB)
-		if err != nil {
-			return err
-		}
-		hist := aggTB.Bucket(subHist)
 		p := &ProcessTx{
-			ctx: ctx, tx: tx, cp: cp,
-			rawLatest:  rawLast.Version,
-			aggVersion: aggLast.Version + 1,
-			contrib:    contrib,
-			hist:       hist,
-			histCur:    hist.Cursor(),
-			cdf:        newChunkWriter(aggTB.Bucket(subCDF), aggLast.Version+1),
+			ctx: ctx, db: db, tx: tx, cp: cp, src: src, srcTB: srcTB, srcLast: srcLast.Version,
+			state: state, writers: map[string]*TableWriter{}, buckets: map[string]*bolt.Bucket{},
+			props: map[string]map[string]string{},
 		}
 		if err := fn(p); err != nil {
 			return err
 		}
-		if !p.committed {
+		req := p.commit
+		if req == nil {
 			return errRollback
 		}
-		if p.toVersion <= cp.RawVersion || p.toVersion > rawLast.Version {
-			return fmt.Errorf("commit to raw version %d: outside %d..%d", p.toVersion, cp.RawVersion+1, rawLast.Version)
+		batchID := cp.BatchID
+		if req.txn {
+			if req.toVersion <= cp.SourceVersion || req.toVersion > srcLast.Version {
+				return fmt.Errorf("commit to %s version %d: outside %d..%d", source, req.toVersion, cp.SourceVersion+1, srcLast.Version)
+			}
+			batchID++
 		}
-		if err := p.cdf.flush(); err != nil {
-			return err
+		next = Checkpoint{Stream: stream, Source: source, BatchID: batchID, SourceVersion: req.toVersion,
+			Versions: maps.Clone(cp.Versions)}
+		names := slices.Sorted(maps.Keys(p.writers))
+		for name := range p.props {
+			if p.writers[name] == nil {
+				return fmt.Errorf("properties of %s set without writing it", name)
+			}
 		}
-		batchID := cp.BatchID + 1
-		params := map[string]string{
-			"outputMode":      "Update",
-			"queryId":         stream,
-			"epochId":         strconv.FormatInt(batchID, 10),
-			"startingVersion": strconv.FormatInt(cp.RawVersion+1, 10),
-			"endingVersion":   strconv.FormatInt(p.toVersion, 10),
+		for _, name := range names {
+			w, tb := p.writers[name], p.buckets[name]
+			if err := w.flush(); err != nil {
+				return err
+			}
+			last, err := lastCommit(tb)
+			if err != nil {
+				return err
+			}
+			params := map[string]string{
+				"queryId":         stream,
+				"startingVersion": strconv.FormatInt(cp.SourceVersion+1, 10),
+				"endingVersion":   strconv.FormatInt(req.toVersion, 10),
+			}
+			if req.txn {
+				params["outputMode"] = "Update"
+				params["epochId"] = strconv.FormatInt(batchID, 10)
+			}
+			maps.Copy(params, req.params)
+			if props, ok := p.props[name]; ok {
+				if err := putJSON(tb.Bucket(subMeta), keyProps, props); err != nil {
+					return err
+				}
+				for k, v := range props {
+					params["properties."+k] = v
+				}
+			}
+			metrics := w.metrics()
+			maps.Copy(metrics, req.metrics)
+			ci := CommitInfo{
+				Version:             w.version,
+				Timestamp:           db.nextTimestamp(last.Timestamp),
+				Operation:           req.operation,
+				OperationParameters: params,
+				OperationMetrics:    metrics,
+			}
+			if req.txn {
+				ci.Txn = &TxnID{AppID: stream, Version: batchID}
+			}
+			if err := putCommit(tb, ci); err != nil {
+				return err
+			}
+			next.Versions[name] = w.version
+			next.UpdatedAt = max(next.UpdatedAt, ci.Timestamp)
 		}
-		maps.Copy(params, p.params)
-		metrics := map[string]int64{
-			"numTargetRowsInserted":   p.inserted,
-			"numTargetRowsUpdated":    p.updated,
-			"numOutputRows":           p.inserted + p.updated,
-			"numTargetChangeFileRows": p.cdf.rows,
+		if next.UpdatedAt == 0 {
+			next.UpdatedAt = db.now().UnixMilli()
 		}
-		maps.Copy(metrics, p.metrics)
-		ci = CommitInfo{
-			Version:             p.aggVersion,
-			Timestamp:           db.nextTimestamp(aggLast.Timestamp),
-			Operation:           "STREAMING UPDATE",
-			OperationParameters: params,
-			OperationMetrics:    metrics,
-			Txn:                 &TxnID{AppID: stream, Version: batchID},
-		}
-		if err := putCommit(aggTB, ci); err != nil {
-			return err
-		}
-		next := Checkpoint{Stream: stream, BatchID: batchID, RawVersion: p.toVersion, AggVersion: p.aggVersion, UpdatedAt: ci.Timestamp}
 		data, err := json.Marshal(next)
 		if err != nil {
 			return err
@@ -294,60 +313,57 @@ func (db *DB) Process(ctx context.Context, stream string, fn func(*ProcessTx) er
 		return cpb.Put(subCheckpoint, data)
 	})
 	if errors.Is(err, errRollback) {
-		return CommitInfo{}, false, nil
+		return Checkpoint{}, false, nil
 	}
 	if err != nil {
-		return CommitInfo{}, false, fmt.Errorf("stream %s: %w", stream, err)
+		return Checkpoint{}, false, fmt.Errorf("stream %s: %w", stream, err)
 	}
-	return ci, true, nil
+	return next, true, nil
 }
 
-// Progress is a stream's position against both tables, read in one
-// transaction so the numbers belong together.
+// Progress is a stream's position against its source and tables, read in
+// one transaction so the numbers belong together.
 type Progress struct {
 	Checkpoint Checkpoint
-	RawVersion int64 // the raw table's latest version
-	AggVersion int64 // the aggregated table's latest version
-	// OldestPending is the commit timestamp (ms) of the first raw version
-	// the stream has not processed; 0 when it is caught up.
+	// SourceVersion is the source table's latest version.
+	SourceVersion int64
+	// Latest is every table's latest version.
+	Latest map[string]int64
+	// OldestPending is the commit timestamp (ms) of the first source
+	// version the stream has not processed; 0 when it is caught up.
 	OldestPending int64
 }
 
-// Progress reads a stream's checkpoint and both tables' latest versions in
+// Progress reads a stream's checkpoint and every table's latest version in
 // one read transaction.
-func (db *DB) Progress(stream string) (Progress, error) {
-	p := Progress{Checkpoint: initialCheckpoint(stream)}
+func (db *DB) Progress(stream, source string) (Progress, error) {
+	p := Progress{Latest: map[string]int64{}}
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		if sb := tx.Bucket(bucketStreams).Bucket([]byte(stream)); sb != nil {
-			if v := sb.Bucket(subCheckpoint).Get(subCheckpoint); v != nil {
-				if err := jsonUnmarshal(v, &p.Checkpoint); err != nil {
-					return err
-				}
+		var err error
+		if p.Checkpoint, err = readCheckpoint(tx.Bucket(bucketStreams).Bucket([]byte(stream)), stream); err != nil {
+			return err
+		}
+		for _, name := range db.order {
+			tb, err := tableBucket(tx, name)
+			if err != nil {
+				return err
 			}
+			k, _ := tb.Bucket(subLog).Cursor().Last()
+			if k == nil {
+				return fmt.Errorf("%w: %s has no commits", ErrCorrupt, name)
+			}
+			p.Latest[name] = int64(beUint(k))
 		}
-		raw, err := tableBucket(tx, RawTable)
-		if err != nil {
-			return err
-		}
-		last, err := lastCommit(raw)
-		if err != nil {
-			return err
-		}
-		p.RawVersion = last.Version
-		if p.Checkpoint.RawVersion < p.RawVersion {
-			if p.OldestPending, err = commitTimes(raw)(p.Checkpoint.RawVersion + 1); err != nil {
+		p.SourceVersion = p.Latest[source]
+		if p.Checkpoint.SourceVersion < p.SourceVersion {
+			tb, err := tableBucket(tx, source)
+			if err != nil {
+				return err
+			}
+			if p.OldestPending, err = commitTimes(tb)(p.Checkpoint.SourceVersion + 1); err != nil {
 				return err
 			}
 		}
-		aggTB, err := tableBucket(tx, AggTable)
-		if err != nil {
-			return err
-		}
-		k, _ := aggTB.Bucket(subLog).Cursor().Last()
-		if k == nil {
-			return fmt.Errorf("%w: %s has no commits", ErrCorrupt, AggTable)
-		}
-		p.AggVersion = int64(beUint(k))
 		return nil
 	})
 	if err != nil {

@@ -5,26 +5,21 @@ import (
 	"time"
 )
 
-// Table names a table in the store.
-type Table string
-
-// upicdc's two tables.
-const (
-	RawTable Table = "raw_upi_transactions_v1"
-	AggTable Table = "aggregated_upi_transactions"
-)
-
-// Tables lists every table, raw first.
-func Tables() []Table { return []Table{RawTable, AggTable} }
-
-// ParseTable checks that name is one of upicdc's tables.
-func ParseTable(name string) (Table, error) {
-	for _, t := range Tables() {
-		if string(t) == name {
-			return t, nil
-		}
-	}
-	return "", fmt.Errorf("%w %q (tables: %s, %s)", ErrUnknownTable, name, RawTable, AggTable)
+// TableDef declares a table to the store: its name and schema. The domain
+// above the store declares every table once (see Open's Options.Tables);
+// the store creates a table it does not have yet, with version 0.
+type TableDef struct {
+	Name   string
+	Schema Schema
+	// Doc is a one-line description of the table.
+	Doc string
+	// Derived tables are written by a stream (Process); the others by
+	// Write (a MERGE, for example).
+	Derived bool
+	// Properties are the table's initial properties (Delta's
+	// metaData.configuration), e.g. the parameters a derived table was
+	// computed with. Process can change them.
+	Properties map[string]string
 }
 
 // ChangeType is a change-feed row's _change_type.
@@ -48,7 +43,7 @@ func (c ChangeType) String() string {
 	return fmt.Sprintf("change(%d)", uint8(c))
 }
 
-// Change is one change-feed row of the raw table.
+// Change is one change-feed row of a table.
 type Change struct {
 	Type ChangeType
 	// Version is _commit_version.
@@ -56,28 +51,6 @@ type Change struct {
 	// Timestamp is _commit_timestamp in milliseconds since the Unix epoch.
 	Timestamp int64
 	Row       Row
-}
-
-// Aggregate is one row of aggregated_upi_transactions: a merchant's totals.
-// Counts are of the merchant's live (not deleted) transactions by current status.
-type Aggregate struct {
-	MerchantID     string
-	TotalSales     Paise
-	TotalRefunds   Paise // ≤ 0: refunds are subtracted
-	NetSales       Paise
-	Initiated      int64
-	Completed      int64
-	Failed         int64
-	Refunded       int64
-	LastRawVersion int64 // the raw table version that last changed this row
-}
-
-// AggChange is one change-feed row of the aggregated table.
-type AggChange struct {
-	Type      ChangeType
-	Version   int64
-	Timestamp int64 // milliseconds since the Unix epoch
-	Agg       Aggregate
 }
 
 // CommitInfo is one entry of a table's commit log, shaped like Delta's
@@ -123,17 +96,9 @@ type FileRecord struct {
 // RowVersion is one image in a row's history.
 type RowVersion struct {
 	Version   int64
-	Step      uint32 // order of images within one version (a file may step a row several times)
+	Step      uint32 // order of images within one version (a commit may step a row several times)
 	Timestamp int64  // commit timestamp, ms
-	Deleted   bool   // a tombstone: Row is the last image, DeletedAt the delete's transaction_time
+	Deleted   bool   // a tombstone: Row is the last image, DeletedAt the delete's ordering value
 	DeletedAt int64
 	Row       Row
-}
-
-// StaleRow is an input row a MERGE skipped because the stored row is newer.
-type StaleRow struct {
-	Pos        int    // line (CSV/JSONL) or row (Parquet) in the source file
-	Op         string // upsert or delete
-	Row        Row
-	StoredTime int64 // transaction_time (or delete time) of the stored row that won
 }

@@ -54,18 +54,18 @@ func (w *Workload) Batch(n int, updateFrac float64) *cdc.Batch {
 	for i := range rows {
 		w.clock += 1000
 		var id string
-		status := store.StatusInitiated
+		status := cdc.StatusInitiated
 		if len(w.ids) > 0 && w.rng.Float64() < updateFrac {
 			id = w.pick()
-			status = store.StatusCompleted
+			status = cdc.StatusCompleted
 			if w.rng.IntN(10) == 0 {
-				status = store.StatusRefunded
+				status = cdc.StatusRefunded
 			}
 		} else {
 			id = w.newID()
 			w.ids = append(w.ids, id)
 		}
-		rows[i] = cdc.Input{Pos: i + 2, Op: cdc.OpUpsert, Row: store.Row{
+		rows[i] = cdc.Input{Pos: i + 2, Op: cdc.OpUpsert, Row: cdc.Row{
 			TransactionID: id,
 			UPIID:         "user" + strconv.Itoa(w.rng.IntN(1_000_000)) + "@bank",
 			MerchantID:    "M" + strconv.Itoa(w.rng.IntN(5000)),

@@ -1,0 +1,423 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// rows values: a format byte, a flags byte, the schema id, where the
+// image's change record sits, the tombstone's ordering value when deleted,
+// then the body. The rows tree holds one entry per key, not per image: the
+// change feed is each key's history (every insert, update_postimage and
+// delete record points at the key's previous one).
+const rowFormat byte = 2
+
+// current is a decoded rows value.
+type current struct {
+	row       Row
+	at        imageRef
+	deleted   bool
+	deletedAt int64
+}
+
+func encodeCurrent(dst []byte, s *Schema, id uint64, r Row, at imageRef, deleted bool, deletedAt int64) []byte {
+	e := encoder{b: dst}
+	e.byte(rowFormat)
+	var flags byte
+	if deleted {
+		flags |= flagDeleted
+	}
+	e.byte(flags)
+	e.uint(id)
+	e.ref(at)
+	if deleted {
+		e.int(deletedAt)
+	}
+	s.body(&e, r)
+	return e.b
+}
+
+func (t *table) decodeCurrent(key, v []byte) (current, error) {
+	d := decoder{b: v}
+	if f := d.byte(); f != rowFormat {
+		return current{}, fmt.Errorf("%w: row value format %d", ErrCorrupt, f)
+	}
+	flags := d.byte()
+	id := d.uint()
+	var c current
+	c.at = d.ref()
+	if flags&flagDeleted != 0 {
+		c.deleted = true
+		c.deletedAt = d.int()
+	}
+	if d.err != nil {
+		return c, d.err
+	}
+	r, err := t.decode(key, id, &d)
+	c.row = r
+	return c, err
+}
+
+// Current is the newest image of a row.
+type Current struct {
+	Row     Row
+	Version int64
+	// Deleted marks a tombstone: Row is the last image before the delete
+	// and DeletedAt the delete's ordering value (see TableWriter.Delete).
+	Deleted   bool
+	DeletedAt int64
+}
+
+// WriteStats counts the changes a commit wrote to one table.
+type WriteStats struct {
+	Inserted, Updated, Deleted int64
+}
+
+// TableWriter writes one version of one table inside a bbolt write
+// transaction. Rows must be written in non-decreasing key order (sorted puts
+// are what make a big commit fast in a B+tree); one key may be stepped
+// several times in a commit and gets one change record per step.
+type TableWriter struct {
+	ctx     context.Context
+	t       *table
+	s       *Schema
+	version int64
+	rows    *bolt.Bucket
+	cdf     *chunkWriter
+	notes   *chunkWriter
+	lastKey []byte
+	started bool
+	stats   WriteStats
+	keyBuf  []byte // bbolt copies keys on Put: one buffer serves every key
+	// prev is where the newest image of lastKey sits, for the next image's
+	// back pointer; hasPrev is false for a key never seen before.
+	prev    imageRef
+	hasPrev bool
+	// looked is the key of the last Get and what it found.
+	lookedKey   []byte
+	lookedRef   imageRef
+	lookedFound bool
+	puts        int64
+	arena       []byte // values must live until commit: carve them from slabs
+}
+
+func newTableWriter(ctx context.Context, t *table, tb *bolt.Bucket, version int64) *TableWriter {
+	return &TableWriter{
+		ctx: ctx, t: t, s: t.schema(), version: version,
+		rows:  tb.Bucket(subRows),
+		cdf:   newChunkWriter(tb.Bucket(subCDF), version),
+		notes: newChunkWriter(tb.Bucket(subNotes), version),
+	}
+}
+
+// value returns encode's output carved from a shared slab. Carving values
+// out of shared slabs instead of one allocation each keeps a 100k-row commit
+// from feeding the garbage collector 100k small objects.
+func (w *TableWriter) value(encode func([]byte) []byte) []byte {
+	const slab = 256 << 10
+	if cap(w.arena)-len(w.arena) < 1024 {
+		w.arena = make([]byte, 0, slab)
+	}
+	start := len(w.arena)
+	w.arena = encode(w.arena)
+	v := w.arena[start:len(w.arena):len(w.arena)]
+	if cap(w.arena) > slab { // encode outgrew the slab: v is its own allocation now
+		w.arena = w.arena[:0:0]
+	}
+	return v
+}
+
+// Version is the version this writer commits.
+func (w *TableWriter) Version() int64 { return w.version }
+
+// Stats returns the counts so far.
+func (w *TableWriter) Stats() WriteStats { return w.stats }
+
+// Schema is the table's schema.
+func (w *TableWriter) Schema() *Schema { return w.s }
+
+// Get returns the newest image (a tombstone too) of the row whose key
+// columns are key (the first KeyColumns values; the rest are ignored).
+func (w *TableWriter) Get(key Row) (Current, bool, error) {
+	var err error
+	w.keyBuf, err = w.s.EncodeKey(w.keyBuf[:0], key)
+	if err != nil {
+		return Current{}, false, err
+	}
+	v := w.rows.Get(w.keyBuf)
+	w.lookedKey = append(w.lookedKey[:0], w.keyBuf...)
+	w.lookedFound = v != nil
+	if v == nil {
+		return Current{}, false, nil
+	}
+	c, err := w.t.decodeCurrent(w.keyBuf, v)
+	if err != nil {
+		return Current{}, false, fmt.Errorf("key %q: %w", w.keyBuf, err)
+	}
+	w.lookedRef = c.at
+	return Current{Row: c.row, Version: c.at.version, Deleted: c.deleted, DeletedAt: c.deletedAt}, true, nil
+}
+
+// put writes r's change record of type t (with, for an update, the
+// preimage record before it) and makes it the key's current image.
+func (w *TableWriter) put(t ChangeType, r Row, before Row, deletedAt int64) error {
+	if err := w.s.check(r); err != nil {
+		return err
+	}
+	var err error
+	w.keyBuf, err = w.s.EncodeKey(w.keyBuf[:0], r)
+	if err != nil {
+		return err
+	}
+	switch cmp := bytes.Compare(w.keyBuf, w.lastKey); {
+	case !w.started || cmp > 0:
+		if !w.lookedFoundFor(w.keyBuf) {
+			// Callers look a row up before changing it; do it for them if
+			// not, so the back pointer is never wrong.
+			key := append([]byte(nil), w.keyBuf...)
+			if _, _, err := w.Get(r); err != nil {
+				return err
+			}
+			w.keyBuf = append(w.keyBuf[:0], key...)
+		}
+		w.started = true
+		w.lastKey = append(w.lastKey[:0], w.keyBuf...)
+		w.hasPrev, w.prev = w.lookedFound, w.lookedRef
+	case cmp == 0:
+		// Another step of the same key: prev already points at the record
+		// written for the step before.
+	default:
+		return fmt.Errorf("%w: %q after %q", ErrOutOfOrder, w.keyBuf, w.lastKey)
+	}
+	if w.puts++; w.puts%4096 == 0 {
+		if err := w.ctx.Err(); err != nil {
+			return err
+		}
+	}
+	id := w.t.schemaID()
+	if before != nil {
+		w.cdf.enc.record(w.s, id, UpdatePreimage, w.keyBuf, before, nil, 0)
+		if err := w.cdf.next(); err != nil {
+			return err
+		}
+	}
+	var prev *imageRef
+	if w.hasPrev {
+		prev = &w.prev
+	}
+	ref := w.cdf.pos()
+	w.cdf.enc.record(w.s, id, t, w.keyBuf, r, prev, deletedAt)
+	if err := w.cdf.next(); err != nil {
+		return err
+	}
+	w.prev, w.hasPrev = ref, true
+	deleted := t == Delete
+	cur := w.value(func(b []byte) []byte { return encodeCurrent(b, w.s, id, r, ref, deleted, deletedAt) })
+	if err := w.rows.Put(w.keyBuf, cur); err != nil {
+		return fmt.Errorf("key %q: %w", w.keyBuf, err)
+	}
+	return nil
+}
+
+// lookedFoundFor reports whether the last Get was for key.
+func (w *TableWriter) lookedFoundFor(key []byte) bool { return bytes.Equal(w.lookedKey, key) }
+
+// Insert adds a new row (or re-inserts a deleted one).
+func (w *TableWriter) Insert(r Row) error {
+	w.stats.Inserted++
+	return w.put(Insert, r, nil, 0)
+}
+
+// Update replaces before by after (same key).
+func (w *TableWriter) Update(before, after Row) error {
+	w.stats.Updated++
+	return w.put(UpdatePostimage, after, before, 0)
+}
+
+// Delete removes the row whose last image is before. at is an ordering
+// value kept with the tombstone (the raw table keeps the delete's event
+// time, so an older resend cannot resurrect the row).
+func (w *TableWriter) Delete(before Row, at int64) error {
+	w.stats.Deleted++
+	return w.put(Delete, before, nil, at)
+}
+
+// Upsert writes r as an insert, or as an update of the current live row;
+// it writes nothing when r equals that row. It reports whether it wrote.
+func (w *TableWriter) Upsert(r Row) (bool, error) {
+	cur, found, err := w.Get(r)
+	if err != nil {
+		return false, err
+	}
+	if found && !cur.Deleted {
+		if rowsEqual(cur.Row, r) {
+			return false, nil
+		}
+		return true, w.Update(cur.Row, r)
+	}
+	return true, w.Insert(r)
+}
+
+// Note records an opaque audit record with this version (read back with
+// DB.Notes), such as a row a MERGE skipped.
+func (w *TableWriter) Note(b []byte) error {
+	w.notes.enc.bytes(b)
+	return w.notes.next()
+}
+
+func (w *TableWriter) flush() error {
+	if err := w.cdf.flush(); err != nil {
+		return err
+	}
+	return w.notes.flush()
+}
+
+func rowsEqual(a, b Row) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// metrics are the commit-log metrics of what w wrote.
+func (w *TableWriter) metrics() map[string]int64 {
+	s := w.stats
+	return map[string]int64{
+		"numTargetRowsInserted":   s.Inserted,
+		"numTargetRowsUpdated":    s.Updated,
+		"numTargetRowsDeleted":    s.Deleted,
+		"numOutputRows":           s.Inserted + s.Updated,
+		"numTargetChangeFileRows": w.cdf.rows,
+	}
+}
+
+// WriteMeta describes a commit made with Write.
+type WriteMeta struct {
+	// Operation is the commit log's operation, e.g. "MERGE".
+	Operation  string
+	Parameters map[string]string
+	// Metrics are added to the store's own (rows inserted, updated, ...).
+	Metrics map[string]int64
+	// Source is the file the commit came from, if any.
+	Source *Source
+	// SHA256, when set, is entered in the ingested-files ledger with the
+	// commit; content already there fails with *AlreadyIngestedError.
+	SHA256 *[32]byte
+}
+
+// AlreadyIngestedError is returned by Write for content already in the ledger.
+type AlreadyIngestedError struct{ Record FileRecord }
+
+func (e *AlreadyIngestedError) Error() string {
+	return fmt.Sprintf("%v: same sha256 as %q, merged as version %d", ErrAlreadyIngested, e.Record.Name, e.Record.Version)
+}
+
+// Is makes errors.Is(err, ErrAlreadyIngested) true.
+func (e *AlreadyIngestedError) Is(target error) bool { return target == ErrAlreadyIngested }
+
+// Write runs fn as one commit of table name: its rows, change feed, notes,
+// commit log entry and the ledger entry are written in one bbolt
+// transaction, so a crash leaves all or nothing.
+func (db *DB) Write(ctx context.Context, name string, meta WriteMeta, fn func(*TableWriter) error) (CommitInfo, error) {
+	t, err := db.table(name)
+	if err != nil {
+		return CommitInfo{}, err
+	}
+	var ci CommitInfo
+	err = db.bolt.Update(func(tx *bolt.Tx) error {
+		files := tx.Bucket(bucketFiles)
+		if meta.SHA256 != nil {
+			if v := files.Get(meta.SHA256[:]); v != nil {
+				var rec FileRecord
+				if err := jsonUnmarshal(v, &rec); err != nil {
+					return fmt.Errorf("ledger entry: %w", err)
+				}
+				return &AlreadyIngestedError{Record: rec}
+			}
+		}
+		tb, err := tableBucket(tx, name)
+		if err != nil {
+			return err
+		}
+		last, err := lastCommit(tb)
+		if err != nil {
+			return err
+		}
+		w := newTableWriter(ctx, t, tb, last.Version+1)
+		if err := fn(w); err != nil {
+			return err
+		}
+		if err := w.flush(); err != nil {
+			return err
+		}
+		metrics := w.metrics()
+		maps.Copy(metrics, meta.Metrics)
+		ci = CommitInfo{
+			Version:             w.version,
+			Timestamp:           db.nextTimestamp(last.Timestamp),
+			Operation:           meta.Operation,
+			OperationParameters: maps.Clone(meta.Parameters),
+			OperationMetrics:    metrics,
+			Source:              meta.Source,
+		}
+		if ci.OperationParameters == nil {
+			ci.OperationParameters = map[string]string{}
+		}
+		if err := putCommit(tb, ci); err != nil {
+			return err
+		}
+		if meta.SHA256 == nil {
+			return nil
+		}
+		rec := FileRecord{SHA256: hex.EncodeToString(meta.SHA256[:]), Version: w.version, IngestedAt: ci.Timestamp}
+		if meta.Source != nil {
+			rec.Name, rec.Size = meta.Source.Name, meta.Source.Size
+		}
+		data, err := json.Marshal(rec)
+		if err != nil {
+			return err
+		}
+		return files.Put(meta.SHA256[:], data)
+	})
+	if err != nil {
+		var already *AlreadyIngestedError
+		if errors.As(err, &already) {
+			return CommitInfo{}, err
+		}
+		return CommitInfo{}, fmt.Errorf("commit to %s: %w", name, err)
+	}
+	db.log.Debug("committed", "table", name, "version", ci.Version, "operation", ci.Operation, "metrics", ci.OperationMetrics)
+	return ci, nil
+}
+
+// ScanCurrent calls fn with every live row of the table as it stands in
+// this transaction, in key order. Call it before writing: a write while
+// scanning would move the cursor.
+func (w *TableWriter) ScanCurrent(fn func(Row) error) error {
+	c := w.rows.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		cur, err := w.t.decodeCurrent(k, v)
+		if err != nil {
+			return err
+		}
+		if cur.deleted {
+			continue
+		}
+		if err := fn(cur.row); err != nil {
+			return err
+		}
+	}
+	return nil
+}
