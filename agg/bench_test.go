@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/upicdc/upicdc/agg"
+	"github.com/upicdc/upicdc/cdc"
 	"github.com/upicdc/upicdc/store"
 )
 
@@ -22,22 +23,22 @@ import (
 // untouched copy of the store, 10 versions per trigger.
 func BenchmarkProcessor(b *testing.B) {
 	src := b.TempDir()
-	db, err := store.Open(src, store.Options{})
+	db, err := agg.Open(src, agg.Config{}, store.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(3, 4))
 	var ids []string
-	statuses := []store.Status{store.StatusCompleted, store.StatusFailed, store.StatusRefunded}
+	statuses := []cdc.Status{cdc.StatusCompleted, cdc.StatusFailed, cdc.StatusRefunded}
 	for v := 0; v < 10; v++ {
-		rows := make([]store.Row, 0, 100_000)
+		rows := make([]cdc.Row, 0, 100_000)
 		seen := map[string]bool{}
 		for len(rows) < 100_000 {
-			var r store.Row
+			var r cdc.Row
 			if v < 5 {
-				r = store.Row{TransactionID: fmt.Sprintf("TXN%016x", rng.Uint64()), UPIID: "u@bank",
+				r = cdc.Row{TransactionID: fmt.Sprintf("TXN%016x", rng.Uint64()), UPIID: "u@bank",
 					MerchantID: fmt.Sprintf("M%04d", rng.IntN(5000)), Amount: store.Paise(rng.Int64N(1e6)),
-					Time: int64(v), Status: store.StatusInitiated}
+					Time: int64(v), Status: cdc.StatusInitiated}
 				ids = append(ids, r.TransactionID)
 			} else {
 				r.TransactionID = ids[rng.IntN(len(ids))]
@@ -48,15 +49,15 @@ func BenchmarkProcessor(b *testing.B) {
 			seen[r.TransactionID] = true
 			rows = append(rows, r)
 		}
-		slices.SortFunc(rows, func(a, b store.Row) int {
+		slices.SortFunc(rows, func(a, b cdc.Row) int {
 			if a.TransactionID < b.TransactionID {
 				return -1
 			}
 			return 1
 		})
 		name := fmt.Sprint("v", v)
-		_, err := db.Merge(context.Background(), store.MergeMeta{Source: store.Source{Name: name}, SHA256: sha256.Sum256([]byte(name))},
-			func(tx *store.MergeTx) error {
+		_, err := cdc.Merge(context.Background(), db, cdc.MergeMeta{Source: store.Source{Name: name}, SHA256: sha256.Sum256([]byte(name))},
+			func(tx *cdc.MergeTx) error {
 				for _, r := range rows {
 					if v < 5 {
 						if err := tx.Insert(r); err != nil {
@@ -89,7 +90,7 @@ func BenchmarkProcessor(b *testing.B) {
 		b.StopTimer()
 		dir := b.TempDir()
 		copyFile(b, filepath.Join(src, store.FileName), filepath.Join(dir, store.FileName))
-		db, err := store.Open(dir, store.Options{})
+		db, err := agg.Open(dir, agg.Config{}, store.Options{})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -9,8 +9,8 @@ import (
 	"testing"
 
 	"github.com/upicdc/upicdc/agg"
+	"github.com/upicdc/upicdc/agg/aggtest"
 	"github.com/upicdc/upicdc/store"
-	"github.com/upicdc/upicdc/store/storetest"
 )
 
 // Environment of the crashing child process.
@@ -27,7 +27,7 @@ func TestCrashChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("helper process for TestProcessorKilledBetweenSteps")
 	}
-	db, err := store.Open(dir, store.Options{})
+	db, err := agg.Open(dir, agg.Config{}, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func TestProcessorKilledBetweenSteps(t *testing.T) {
 		for at := 0; at < 3; at++ {
 			t.Run(string(step)+"/batch"+strconv.Itoa(at), func(t *testing.T) {
 				dir := t.TempDir()
-				db, err := store.Open(dir, store.Options{})
+				db, err := agg.Open(dir, agg.Config{}, store.Options{})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -89,18 +89,18 @@ func TestProcessorKilledBetweenSteps(t *testing.T) {
 				if step == agg.StepCommit {
 					wantBatch = int64(at)
 				}
-				if cp.BatchID != wantBatch || cp.RawVersion != wantBatch+1 {
+				if cp.BatchID != wantBatch || cp.SourceVersion != wantBatch+1 {
 					t.Fatalf("checkpoint after crash %+v, want batch %d", cp, wantBatch)
 				}
 				mustReconcile(t, db)
 				if _, err := agg.NewProcessor(db, agg.Options{MaxVersionsPerTrigger: 1}).RunAvailableNow(context.Background()); err != nil {
 					t.Fatal(err)
 				}
-				if got := storetest.AggregateLines(t, db, -1); got != seedTables[2] {
+				if got := aggtest.AggregateLines(t, db, -1); got != seedTables[2] {
 					t.Errorf("after restart:\ngot\n%s\nwant\n%s", got, seedTables[2])
 				}
 				mustReconcile(t, db)
-				hist, err := db.History(store.AggTable)
+				hist, err := db.History(agg.TotalsTable)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -19,7 +19,7 @@ func Example() {
 		panic(err)
 	}
 	defer os.RemoveAll(dir)
-	db, err := store.Open(filepath.Join(dir, "data"), store.Options{})
+	db, err := agg.Open(filepath.Join(dir, "data"), agg.Config{}, store.Options{})
 	if err != nil {
 		panic(err)
 	}
@@ -42,7 +42,7 @@ func Example() {
 	if _, err := agg.NewProcessor(db, agg.Options{}).RunAvailableNow(ctx); err != nil {
 		panic(err)
 	}
-	rows, version, err := db.Aggregates(-1)
+	rows, version, err := agg.Totals(context.Background(), db, -1)
 	if err != nil {
 		panic(err)
 	}

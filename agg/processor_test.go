@@ -7,17 +7,18 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/upicdc/upicdc/agg"
+	"github.com/upicdc/upicdc/agg/aggtest"
 	"github.com/upicdc/upicdc/cdc"
 	"github.com/upicdc/upicdc/examples"
 	"github.com/upicdc/upicdc/store"
-	"github.com/upicdc/upicdc/store/storetest"
 )
 
-func openStore(t testing.TB, dir string) *store.DB { return storetest.Open(t, dir) }
+func openStore(t testing.TB, dir string) *store.DB { return aggtest.Open(t, dir, agg.Config{}) }
 
 // ingestSeed MERGEs the seed's batch n (1-based) from the examples.
 func ingestSeed(t testing.TB, db *store.DB, n int) {
@@ -45,7 +46,7 @@ var seedTables = []string{
 
 func mustReconcile(t testing.TB, db *store.DB) agg.Report {
 	t.Helper()
-	rep, err := agg.Reconcile(context.Background(), db, "")
+	rep, err := agg.Reconcile(context.Background(), db, "", agg.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,14 +68,14 @@ func TestSeedExample(t *testing.T) {
 		if !res.Committed || res.BatchID != int64(i) || res.AggVersion != int64(i+1) {
 			t.Errorf("batch %d: %+v", i+1, res)
 		}
-		if got := storetest.AggregateLines(t, db, -1); got != want {
+		if got := aggtest.AggregateLines(t, db, -1); got != want {
 			t.Errorf("after batch %d:\ngot\n%s\nwant\n%s", i+1, got, want)
 		}
 		mustReconcile(t, db)
 	}
 	// Time travel: every earlier version still reads as it was.
 	for i, want := range seedTables {
-		if got := storetest.AggregateLines(t, db, int64(i+1)); got != want {
+		if got := aggtest.AggregateLines(t, db, int64(i+1)); got != want {
 			t.Errorf("aggregates --version %d:\ngot\n%s\nwant\n%s", i+1, got, want)
 		}
 	}
@@ -83,7 +84,7 @@ func TestSeedExample(t *testing.T) {
 		t.Errorf("idle trigger: %+v, %v", res, err)
 	}
 	// The aggregated table's commits carry the txn identifier.
-	hist, err := db.History(store.AggTable)
+	hist, err := db.History(agg.TotalsTable)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,8 +95,9 @@ func TestSeedExample(t *testing.T) {
 	}
 	// Its change feed: batch 3 updates M001 and M003 only.
 	var got []string
-	err = db.AggChanges(context.Background(), 3, 3, func(c store.AggChange) error {
-		got = append(got, c.Type.String()+" "+c.Agg.MerchantID+" "+c.Agg.NetSales.String())
+	err = db.Changes(context.Background(), agg.TotalsTable, 3, 3, func(c store.Change) error {
+		a := agg.AggregateOf(c.Row)
+		got = append(got, c.Type.String()+" "+a.MerchantID+" "+a.NetSales.String())
 		return nil
 	})
 	if err != nil {
@@ -120,10 +122,10 @@ func TestMaxVersionsPerTrigger(t *testing.T) {
 	if len(batches) != 2 || batches[0].ToVersion != 2 || batches[1].FromVersion != 3 || batches[0].Behind != 1 {
 		t.Errorf("batches %+v, want 1..2 then 3..3", batches)
 	}
-	if got := storetest.AggregateLines(t, db, -1); got != seedTables[2] {
+	if got := aggtest.AggregateLines(t, db, -1); got != seedTables[2] {
 		t.Errorf("got\n%s", got)
 	}
-	if got := storetest.AggregateLines(t, db, 1); got != seedTables[1] {
+	if got := aggtest.AggregateLines(t, db, 1); got != seedTables[1] {
 		t.Errorf("aggregated version 1 (raw 1..2):\ngot\n%s\nwant\n%s", got, seedTables[1])
 	}
 }
@@ -147,16 +149,16 @@ func TestHookErrorRollsBack(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if cp.BatchID != -1 || cp.RawVersion != 0 {
+			if cp.BatchID != -1 || cp.SourceVersion != 0 {
 				t.Errorf("checkpoint moved: %+v", cp)
 			}
-			if v, _ := db.LatestVersion(store.AggTable); v != 0 {
+			if v, _ := db.LatestVersion(agg.TotalsTable); v != 0 {
 				t.Errorf("aggregated table at version %d", v)
 			}
 			if _, err := agg.NewProcessor(db, agg.Options{}).RunOnce(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			if got := storetest.AggregateLines(t, db, -1); got != seedTables[0] {
+			if got := aggtest.AggregateLines(t, db, -1); got != seedTables[0] {
 				t.Errorf("got\n%s", got)
 			}
 			mustReconcile(t, db)
@@ -168,14 +170,19 @@ func TestHookErrorRollsBack(t *testing.T) {
 // way a buggy writer would.
 func vandalise(t *testing.T, db *store.DB) {
 	t.Helper()
-	_, ok, err := db.Process(context.Background(), "vandal", func(tx *store.ProcessTx) error {
-		a, _, err := tx.Aggregate("M001")
+	_, ok, err := db.Process(context.Background(), "vandal", cdc.RawTable, func(tx *store.ProcessTx) error {
+		w, err := tx.Table(agg.TotalsTable)
 		if err != nil {
 			return err
 		}
-		a.TotalSales += 99900
-		a.NetSales += 99900
-		if err := tx.PutAggregate(a); err != nil {
+		cur, _, err := w.Get(store.Row{store.S("M001")})
+		if err != nil {
+			return err
+		}
+		next := slices.Clone(cur.Row)
+		next[1].Int += 99900 // total_sales
+		next[3].Int += 99900 // net_sales
+		if err := w.Update(cur.Row, next); err != nil {
 			return err
 		}
 		tx.Commit(1, nil, nil)
@@ -199,13 +206,19 @@ func TestReconcileFindsDifferences(t *testing.T) {
 	if _, err := p.RunAvailableNow(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := agg.Reconcile(context.Background(), db, "")
+	rep, err := agg.Reconcile(context.Background(), db, "", agg.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The stored totals differ from the recomputation, and the windows
+	// (which the vandal left alone) no longer sum to the totals.
 	want := []agg.Difference{
-		{Table: store.AggTable, Key: "M001", Column: "total_sales", Stored: "1499", Expected: "500"},
-		{Table: store.AggTable, Key: "M001", Column: "net_sales", Stored: "999", Expected: "0"},
+		{Table: agg.TotalsTable, Key: "M001", Column: "total_sales", Stored: "1499", Expected: "500"},
+		{Table: agg.TotalsTable, Key: "M001", Column: "net_sales", Stored: "999", Expected: "0"},
+		{Table: agg.WindowsTable, Key: "M001,1d", Column: "Σ total_sales", Stored: "500", Expected: "1499 (aggregated_upi_transactions)"},
+		{Table: agg.WindowsTable, Key: "M001,1d", Column: "Σ net_sales", Stored: "0", Expected: "999 (aggregated_upi_transactions)"},
+		{Table: agg.WindowsTable, Key: "M001,1w", Column: "Σ total_sales", Stored: "500", Expected: "1499 (aggregated_upi_transactions)"},
+		{Table: agg.WindowsTable, Key: "M001,1w", Column: "Σ net_sales", Stored: "0", Expected: "999 (aggregated_upi_transactions)"},
 	}
 	if fmt.Sprint(rep.Differences) != fmt.Sprint(want) {
 		t.Errorf("differences\n got %+v\nwant %+v", rep.Differences, want)

@@ -14,9 +14,9 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/upicdc/upicdc/agg"
+	"github.com/upicdc/upicdc/agg/aggtest"
 	"github.com/upicdc/upicdc/cdc"
 	"github.com/upicdc/upicdc/store"
-	"github.com/upicdc/upicdc/store/storetest"
 )
 
 // modelRow is one generated input line.
@@ -141,7 +141,7 @@ func TestAggregatesMatchRecomputation(t *testing.T) {
 			rt.Fatal(err)
 		}
 		defer os.RemoveAll(dir)
-		db, err := store.Open(filepath.Join(dir, "data"), store.Options{})
+		db, err := agg.Open(filepath.Join(dir, "data"), agg.Config{}, store.Options{})
 		if err != nil {
 			rt.Fatal(err)
 		}
@@ -197,7 +197,7 @@ func TestAggregatesMatchRecomputation(t *testing.T) {
 				if _, err := proc.RunAvailableNow(ctx); err != nil {
 					rt.Fatal(err)
 				}
-				if got, want := storetest.AggregateLines(rt, db, -1), m.table(); got != want {
+				if got, want := aggtest.AggregateLines(rt, db, -1), m.table(); got != want {
 					rt.Fatalf("after batch %d:\ngot\n%s\nwant\n%s", b, got, want)
 				}
 			}
@@ -205,10 +205,10 @@ func TestAggregatesMatchRecomputation(t *testing.T) {
 		if _, err := proc.RunAvailableNow(ctx); err != nil {
 			rt.Fatal(err)
 		}
-		if got, want := storetest.AggregateLines(rt, db, -1), m.table(); got != want {
+		if got, want := aggtest.AggregateLines(rt, db, -1), m.table(); got != want {
 			rt.Fatalf("final:\ngot\n%s\nwant\n%s", got, want)
 		}
-		rep, err := agg.Reconcile(ctx, db, "")
+		rep, err := agg.Reconcile(ctx, db, "", agg.Config{})
 		if err != nil {
 			rt.Fatal(err)
 		}
@@ -217,7 +217,7 @@ func TestAggregatesMatchRecomputation(t *testing.T) {
 		}
 		// The raw table's rows equal the model's live transactions.
 		var live []string
-		if _, err := db.ScanRows(ctx, -1, func(r store.Row) error {
+		if _, err := cdc.ScanRows(ctx, db, -1, func(r cdc.Row) error {
 			live = append(live, r.TransactionID+" "+r.Status.String())
 			return nil
 		}); err != nil {

@@ -26,7 +26,7 @@ func TestMergeChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("helper process for TestMergeKilled")
 	}
-	db, err := store.Open(dir, store.Options{})
+	db, err := store.Open(dir, store.Options{Tables: []store.TableDef{cdc.RawDef()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func TestMergeKilled(t *testing.T) {
 			_ = cmd.Process.Kill()
 			_ = cmd.Wait()
 
-			db, err := store.Open(dir, store.Options{})
+			db, err := store.Open(dir, store.Options{Tables: []store.TableDef{cdc.RawDef()}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -74,12 +74,12 @@ func TestMergeKilled(t *testing.T) {
 			if err := db.Check(context.Background()); err != nil {
 				t.Fatalf("bbolt check after kill: %v", err)
 			}
-			v, err := db.LatestVersion(store.RawTable)
+			v, err := db.LatestVersion(cdc.RawTable)
 			if err != nil {
 				t.Fatal(err)
 			}
 			rows := 0
-			if _, err := db.ScanRows(context.Background(), -1, func(Row) error { rows++; return nil }); err != nil {
+			if _, err := cdc.ScanRows(context.Background(), db, -1, func(cdc.Row) error { rows++; return nil }); err != nil {
 				t.Fatal(err)
 			}
 			files, err := db.Files()
@@ -100,7 +100,7 @@ func TestMergeKilled(t *testing.T) {
 			if res.Duplicate != (v == 1) {
 				t.Errorf("re-ingest after kill at version %d: duplicate=%v", v, res.Duplicate)
 			}
-			if v, _ := db.LatestVersion(store.RawTable); v != 1 {
+			if v, _ := db.LatestVersion(cdc.RawTable); v != 1 {
 				t.Errorf("after re-ingest: version %d, want 1", v)
 			}
 		})

@@ -26,7 +26,7 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	dir := t.TempDir()
-	db := storetest.Open(t, filepath.Join(dir, "data"))
+	db := storetest.Open(t, filepath.Join(dir, "data"), cdc.RawDef())
 	return &env{t: t, dir: dir, db: db, m: cdc.NewMerger(db, cdc.ParseOptions{}, nil)}
 }
 
@@ -53,7 +53,7 @@ func (e *env) ingest(name, body string) cdc.Result {
 func (e *env) changes(v int64) []string {
 	e.t.Helper()
 	var out []string
-	err := e.db.Changes(context.Background(), v, v, func(c Change) error {
+	err := cdc.RawChanges(context.Background(), e.db, v, v, func(c cdc.Change) error {
 		if c.Version != v {
 			e.t.Errorf("change of version %d in range %d..%d", c.Version, v, v)
 		}
@@ -66,10 +66,10 @@ func (e *env) changes(v int64) []string {
 	return out
 }
 
-func (e *env) rows() map[string]Row {
+func (e *env) rows() map[string]cdc.Row {
 	e.t.Helper()
-	out := map[string]Row{}
-	if _, err := e.db.ScanRows(context.Background(), -1, func(r Row) error {
+	out := map[string]cdc.Row{}
+	if _, err := cdc.ScanRows(context.Background(), e.db, -1, func(r cdc.Row) error {
 		out[r.TransactionID] = r
 		return nil
 	}); err != nil {
@@ -80,7 +80,7 @@ func (e *env) rows() map[string]Row {
 
 func (e *env) latest() int64 {
 	e.t.Helper()
-	v, err := e.db.LatestVersion(store.RawTable)
+	v, err := e.db.LatestVersion(cdc.RawTable)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -116,11 +116,11 @@ func TestMergeRules(t *testing.T) {
 		if r.Stats.Stale != 1 || r.Stats.Inserted != 1 {
 			t.Errorf("stats %+v, want 1 stale 1 inserted", r.Stats)
 		}
-		if got := e.rows()["T1"].Status; got != StatusCompleted {
+		if got := e.rows()["T1"].Status; got != cdc.StatusCompleted {
 			t.Errorf("T1 rolled back to %s", got)
 		}
 		equal(t, "v2", e.changes(2), []string{"insert T2 initiated 1"})
-		stale, err := e.db.StaleRows(context.Background(), 2)
+		stale, err := cdc.StaleRows(context.Background(), e.db, 2)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -158,7 +158,7 @@ func TestMergeRules(t *testing.T) {
 			t.Errorf("latest version %d, want 1", v)
 		}
 		// Merge of an already-parsed batch with known content: same answer.
-		res, err := e.m.Merge(context.Background(), &cdc.Batch{Name: "x.csv", SHA256: sha(body), Rows: []cdc.Input{{Pos: 2, Op: cdc.OpUpsert, Row: Row{TransactionID: "T9", UPIID: "u", MerchantID: "M", Status: StatusFailed}}}})
+		res, err := e.m.Merge(context.Background(), &cdc.Batch{Name: "x.csv", SHA256: sha(body), Rows: []cdc.Input{{Pos: 2, Op: cdc.OpUpsert, Row: cdc.Row{TransactionID: "T9", UPIID: "u", MerchantID: "M", Status: cdc.StatusFailed}}}})
 		if err != nil || !res.Duplicate {
 			t.Errorf("Merge of known content: %+v, %v", res, err)
 		}
@@ -184,7 +184,7 @@ func TestMergeRules(t *testing.T) {
 			t.Errorf("re-insert after delete + delete of unknown: stats %+v", r.Stats)
 		}
 		equal(t, "v4", e.changes(4), []string{"insert T1 initiated 700"})
-		h, err := e.db.TxnHistory("T1")
+		h, err := cdc.TxnHistory(e.db, "T1")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -211,11 +211,11 @@ func TestMergeRules(t *testing.T) {
 			"update_preimage T1 completed 500", "update_postimage T1 refunded 500",
 			"insert T2 initiated 100",
 		})
-		h, err := e.db.TxnHistory("T1")
+		h, err := cdc.TxnHistory(e.db, "T1")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(h) != 3 || h[2].Step != 2 || h[2].Row.Status != StatusRefunded {
+		if len(h) != 3 || h[2].Step != 2 || h[2].Row.Status != cdc.StatusRefunded {
 			t.Errorf("T1 history %+v", h)
 		}
 	})
@@ -225,7 +225,7 @@ func TestMergeRules(t *testing.T) {
 		e.ingest("b1.csv", header+
 			"T1,u@b,M1,500,2024-12-21 10:00:00,initiated,\n"+
 			"T1,u@b,M1,500,2024-12-21 10:00:00,failed,\n")
-		if got := e.rows()["T1"].Status; got != StatusFailed {
+		if got := e.rows()["T1"].Status; got != cdc.StatusFailed {
 			t.Errorf("status %s, want the later line's failed", got)
 		}
 	})
@@ -242,12 +242,12 @@ func TestMergeRules(t *testing.T) {
 		e := newEnv(t)
 		e.ingest("b1.csv", header+"T1,u@b,M1,500,2024-12-21 10:00:00,initiated,\n")
 		e.ingest("b2.csv", header+"T1,u@b,M1,500,2024-12-21 10:10:00,completed,\nT2,u@b,M1,5,2024-12-21 10:10:00,initiated,\n")
-		hist, err := e.db.History(store.RawTable)
+		hist, err := e.db.History(cdc.RawTable)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var n int
-		err = e.db.Changes(context.Background(), 0, -1, func(c Change) error {
+		err = cdc.RawChanges(context.Background(), e.db, 0, -1, func(c cdc.Change) error {
 			n++
 			if c.Timestamp != hist[c.Version].Timestamp {
 				t.Errorf("change %+v: timestamp %d, commit says %d", c, c.Timestamp, hist[c.Version].Timestamp)
@@ -263,7 +263,7 @@ func TestMergeRules(t *testing.T) {
 		if hist[2].Source == nil || hist[2].Source.Name != "b2.csv" || len(hist[2].Source.SHA256) != 64 {
 			t.Errorf("commit source %+v", hist[2].Source)
 		}
-		if _, err := e.db.StaleRows(context.Background(), 9); !errors.Is(err, store.ErrVersionNotFound) {
+		if _, err := cdc.StaleRows(context.Background(), e.db, 9); !errors.Is(err, store.ErrVersionNotFound) {
 			t.Errorf("stale rows of a missing version: %v", err)
 		}
 	})

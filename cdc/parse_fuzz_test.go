@@ -55,7 +55,7 @@ func checkParsed(t *testing.T, rows []cdc.Input, err error) {
 		if y := r.TimeUTC().Year(); y < 1 || y > 9999 {
 			t.Fatalf("row %d: time %d out of range", i, r.Time)
 		}
-		if in.Op == cdc.OpUpsert && (r.UPIID == "" || r.MerchantID == "" || r.Status == StatusInvalid) {
+		if in.Op == cdc.OpUpsert && (r.UPIID == "" || r.MerchantID == "" || r.Status == cdc.StatusInvalid) {
 			t.Fatalf("row %d: incomplete upsert %+v", i, r)
 		}
 	}

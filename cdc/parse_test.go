@@ -34,14 +34,14 @@ func usAt(t testing.TB, s string) int64 {
 }
 
 // wantUpsert and wantDelete build expected Inputs.
-func wantUpsert(pos int, id, upi, merchant string, amount store.Paise, tm int64, status Status) cdc.Input {
-	return cdc.Input{Pos: pos, Op: cdc.OpUpsert, Row: Row{
+func wantUpsert(pos int, id, upi, merchant string, amount store.Paise, tm int64, status cdc.Status) cdc.Input {
+	return cdc.Input{Pos: pos, Op: cdc.OpUpsert, Row: cdc.Row{
 		TransactionID: id, UPIID: upi, MerchantID: merchant, Amount: amount, Time: tm, Status: status,
 	}}
 }
 
 func wantDelete(pos int, id string, tm int64) cdc.Input {
-	return cdc.Input{Pos: pos, Op: cdc.OpDelete, Row: Row{TransactionID: id, Time: tm}}
+	return cdc.Input{Pos: pos, Op: cdc.OpDelete, Row: cdc.Row{TransactionID: id, Time: tm}}
 }
 
 // seedBatches are the seed's three batches (seed/000_a77e3316225b64e3.txt)
@@ -49,18 +49,18 @@ func wantDelete(pos int, id string, tm int64) cdc.Input {
 func seedBatches(t testing.TB) [3][]cdc.Input {
 	return [3][]cdc.Input{
 		{
-			wantUpsert(1, "T001", "upi1@bank", "M001", 50000, usAt(t, "2024-12-21T10:00:00Z"), StatusInitiated),
-			wantUpsert(2, "T002", "upi2@bank", "M002", 100000, usAt(t, "2024-12-21T10:05:00Z"), StatusInitiated),
-			wantUpsert(3, "T003", "upi3@bank", "M003", 150000, usAt(t, "2024-12-21T10:10:00Z"), StatusInitiated),
+			wantUpsert(1, "T001", "upi1@bank", "M001", 50000, usAt(t, "2024-12-21T10:00:00Z"), cdc.StatusInitiated),
+			wantUpsert(2, "T002", "upi2@bank", "M002", 100000, usAt(t, "2024-12-21T10:05:00Z"), cdc.StatusInitiated),
+			wantUpsert(3, "T003", "upi3@bank", "M003", 150000, usAt(t, "2024-12-21T10:10:00Z"), cdc.StatusInitiated),
 		},
 		{
-			wantUpsert(1, "T001", "upi1@bank", "M001", 50000, usAt(t, "2024-12-21T10:15:00Z"), StatusCompleted),
-			wantUpsert(2, "T002", "upi2@bank", "M002", 100000, usAt(t, "2024-12-21T10:20:00Z"), StatusFailed),
-			wantUpsert(3, "T004", "upi4@bank", "M004", 200000, usAt(t, "2024-12-21T10:25:00Z"), StatusInitiated),
+			wantUpsert(1, "T001", "upi1@bank", "M001", 50000, usAt(t, "2024-12-21T10:15:00Z"), cdc.StatusCompleted),
+			wantUpsert(2, "T002", "upi2@bank", "M002", 100000, usAt(t, "2024-12-21T10:20:00Z"), cdc.StatusFailed),
+			wantUpsert(3, "T004", "upi4@bank", "M004", 200000, usAt(t, "2024-12-21T10:25:00Z"), cdc.StatusInitiated),
 		},
 		{
-			wantUpsert(1, "T001", "upi1@bank", "M001", 50000, usAt(t, "2024-12-21T10:30:00Z"), StatusRefunded),
-			wantUpsert(2, "T003", "upi3@bank", "M003", 150000, usAt(t, "2024-12-21T10:35:00Z"), StatusCompleted),
+			wantUpsert(1, "T001", "upi1@bank", "M001", 50000, usAt(t, "2024-12-21T10:30:00Z"), cdc.StatusRefunded),
+			wantUpsert(2, "T003", "upi3@bank", "M003", 150000, usAt(t, "2024-12-21T10:35:00Z"), cdc.StatusCompleted),
 		},
 	}
 }
@@ -155,11 +155,11 @@ func TestParseCSVMixed(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkInputs(t, b.Rows, []cdc.Input{
-		wantUpsert(2, "T001", "upi1@bank", "M001", 50050, usAt(t, "2024-12-21T04:45:00Z"), StatusCompleted),
-		wantUpsert(4, "T002", "upi2@bank", "M002", 1000, usAt(t, "2024-12-21T10:30:00.25Z"), StatusRefunded),
+		wantUpsert(2, "T001", "upi1@bank", "M001", 50050, usAt(t, "2024-12-21T04:45:00Z"), cdc.StatusCompleted),
+		wantUpsert(4, "T002", "upi2@bank", "M002", 1000, usAt(t, "2024-12-21T10:30:00.25Z"), cdc.StatusRefunded),
 		wantDelete(5, "T003", usAt(t, "2024-12-21T11:00:00Z")),
-		wantUpsert(6, "T004", "upi4@bank", `M,"4"`, 700, usAt(t, "2024-12-21T12:00:00Z"), StatusInitiated),
-		wantUpsert(8, "T005", "upi5@bank", "M5", 50, usAt(t, "2024-12-21T12:00:00Z"), StatusFailed),
+		wantUpsert(6, "T004", "upi4@bank", `M,"4"`, 700, usAt(t, "2024-12-21T12:00:00Z"), cdc.StatusInitiated),
+		wantUpsert(8, "T005", "upi5@bank", "M5", 50, usAt(t, "2024-12-21T12:00:00Z"), cdc.StatusFailed),
 	})
 }
 
@@ -172,13 +172,13 @@ func TestParseJSONLMixed(t *testing.T) {
 		t.Fatal(err)
 	}
 	t004 := wantDelete(6, "T004", usAt(t, "2024-12-21T12:00:00Z"))
-	t004.Row.Status = StatusFailed
+	t004.Row.Status = cdc.StatusFailed
 	checkInputs(t, b.Rows, []cdc.Input{
-		wantUpsert(1, "T001", "upi1@bank", "M001", 50050, usAt(t, "2024-12-21T04:45:00Z"), StatusCompleted),
-		wantUpsert(4, "T002", "upi2@bank", "M002", 1000, usAt(t, "2024-12-21T10:30:00.25Z"), StatusRefunded),
+		wantUpsert(1, "T001", "upi1@bank", "M001", 50050, usAt(t, "2024-12-21T04:45:00Z"), cdc.StatusCompleted),
+		wantUpsert(4, "T002", "upi2@bank", "M002", 1000, usAt(t, "2024-12-21T10:30:00.25Z"), cdc.StatusRefunded),
 		wantDelete(5, "T003", usAt(t, "2024-12-21T11:00:00Z")),
 		t004,
-		wantUpsert(7, "Té5", "upi5@bank", "M5", 50, usAt(t, "2024-12-21T12:00:00Z"), StatusInitiated),
+		wantUpsert(7, "Té5", "upi5@bank", "M5", 50, usAt(t, "2024-12-21T12:00:00Z"), cdc.StatusInitiated),
 	})
 }
 
@@ -189,8 +189,8 @@ func TestParseLocation(t *testing.T) {
 	}
 	opts := cdc.ParseOptions{Location: kolkata}
 	want := []cdc.Input{
-		wantUpsert(2, "T001", "upi1@bank", "M001", 50000, usAt(t, "2024-12-21T04:30:00Z"), StatusInitiated),
-		wantUpsert(3, "T002", "upi2@bank", "M002", 100000, usAt(t, "2024-12-21T10:00:00Z"), StatusInitiated),
+		wantUpsert(2, "T001", "upi1@bank", "M001", 50000, usAt(t, "2024-12-21T04:30:00Z"), cdc.StatusInitiated),
+		wantUpsert(3, "T002", "upi2@bank", "M002", 100000, usAt(t, "2024-12-21T10:00:00Z"), cdc.StatusInitiated),
 	}
 	csvData := "transaction_id,upi_id,merchant_id,transaction_amount,transaction_time,transaction_status\n" +
 		"T001,upi1@bank,M001,500,2024-12-21 10:00:00,initiated\n" +
@@ -244,7 +244,7 @@ func TestParseDeleteRows(t *testing.T) {
 			"keeps-valid-fields.csv",
 			"op,transaction_id,upi_id,merchant_id,transaction_amount,transaction_time,transaction_status\n" +
 				"DELETE,T003,upi3@bank,M003,1500.0,2024-12-21 11:00:00,completed\n",
-			wantUpsert(2, "T003", "upi3@bank", "M003", 150000, tm, StatusCompleted),
+			wantUpsert(2, "T003", "upi3@bank", "M003", 150000, tm, cdc.StatusCompleted),
 		},
 		{
 			"only-id-and-time.jsonl",
@@ -771,9 +771,9 @@ func TestParseParquetTypes(t *testing.T) {
 				parquet.Int64Value(tms[2].Add(5*time.Hour+30*time.Minute).UnixMicro())), kolkata, nil},
 		{"exact paise from a double", amount(parquet.Leaf(parquet.DoubleType),
 			parquet.DoubleValue(0.1), parquet.DoubleValue(1000.07), parquet.DoubleValue(9999999999999.99)), micros, nil, []cdc.Input{
-			wantUpsert(1, "T001", "upi1@bank", "M001", 10, seed[0].Row.Time, StatusInitiated),
-			wantUpsert(2, "T002", "upi2@bank", "M002", 100007, seed[1].Row.Time, StatusInitiated),
-			wantUpsert(3, "T003", "upi3@bank", "M003", 999999999999999, seed[2].Row.Time, StatusInitiated),
+			wantUpsert(1, "T001", "upi1@bank", "M001", 10, seed[0].Row.Time, cdc.StatusInitiated),
+			wantUpsert(2, "T002", "upi2@bank", "M002", 100007, seed[1].Row.Time, cdc.StatusInitiated),
+			wantUpsert(3, "T003", "upi3@bank", "M003", 999999999999999, seed[2].Row.Time, cdc.StatusInitiated),
 		}},
 	}
 	for _, tc := range tests {
@@ -810,10 +810,10 @@ func TestParseParquetDeletesAndNulls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t003 := wantUpsert(3, "T003", "upi3@bank", "M003", 0, usAt(t, "2024-12-21T12:00:00Z"), StatusFailed)
+	t003 := wantUpsert(3, "T003", "upi3@bank", "M003", 0, usAt(t, "2024-12-21T12:00:00Z"), cdc.StatusFailed)
 	t003.Op = cdc.OpDelete
 	checkInputs(t, got, []cdc.Input{
-		wantUpsert(1, "T001", "upi1@bank", "M001", 50050, usAt(t, "2024-12-21T10:00:00Z"), StatusCompleted),
+		wantUpsert(1, "T001", "upi1@bank", "M001", 50050, usAt(t, "2024-12-21T10:00:00Z"), cdc.StatusCompleted),
 		wantDelete(2, "T002", usAt(t, "2024-12-21T11:00:00Z")),
 		t003,
 	})
@@ -841,7 +841,7 @@ func TestParseParquetRowGroups(t *testing.T) {
 		tm := usAt(t, "2024-12-21T10:00:00Z") + int64(i)*1_000_000
 		ids = append(ids, pqStr(id))
 		times = append(times, parquet.Int64Value(tm))
-		want = append(want, wantUpsert(i+1, id, "u", "M", 100, tm, StatusInitiated))
+		want = append(want, wantUpsert(i+1, id, "u", "M", 100, tm, cdc.StatusInitiated))
 	}
 	cols := func(statuses []parquet.Value) []pqColumn {
 		return []pqColumn{
@@ -1024,17 +1024,17 @@ func nanValue() float64 {
 func genRow(t *rapid.T) cdc.Input {
 	id := rapid.StringMatching(`[A-Za-z0-9é₹]([A-Za-z0-9@._,"' é₹-]{0,12}[A-Za-z0-9])?`)
 	in := cdc.Input{Op: rapid.SampledFrom([]cdc.Op{cdc.OpUpsert, cdc.OpDelete}).Draw(t, "op")}
-	in.Row = Row{
+	in.Row = cdc.Row{
 		TransactionID: id.Draw(t, "transaction_id"),
 		UPIID:         id.Draw(t, "upi_id"),
 		MerchantID:    id.Draw(t, "merchant_id"),
 		Amount:        store.Paise(rapid.Int64Range(0, int64(store.MaxPaise)).Draw(t, "amount")),
 		// Years 0001 to 9999.
 		Time:   rapid.Int64Range(-62135596800_000_000, 253402300799_999_999).Draw(t, "time"),
-		Status: rapid.SampledFrom([]Status{StatusInitiated, StatusCompleted, StatusFailed, StatusRefunded}).Draw(t, "status"),
+		Status: rapid.SampledFrom([]cdc.Status{cdc.StatusInitiated, cdc.StatusCompleted, cdc.StatusFailed, cdc.StatusRefunded}).Draw(t, "status"),
 	}
 	if in.Op == cdc.OpDelete && rapid.Bool().Draw(t, "sparse delete") {
-		in.Row = Row{TransactionID: in.Row.TransactionID, Time: in.Row.Time}
+		in.Row = cdc.Row{TransactionID: in.Row.TransactionID, Time: in.Row.Time}
 	}
 	return in
 }

@@ -20,7 +20,7 @@ type Checkpoint struct {
 	Source        string           `json:"source"`
 	BatchID       int64            `json:"batchId"` // last committed micro-batch; -1 before the first
 	SourceVersion int64            `json:"sourceVersion"`
-	Versions      map[string]int64 `json:"versions"` // derived table → its version at this checkpoint
+	Versions      map[string]int64 `json:"versions"`  // derived table → its version at this checkpoint
 	UpdatedAt     int64            `json:"updatedAt"` // ms since the Unix epoch
 }
 
@@ -32,20 +32,21 @@ func initialCheckpoint(stream string) Checkpoint {
 // transaction: it reads the source's change feed, keeps the stream's own
 // state, writes derived tables and, through Commit, advances the checkpoint.
 type ProcessTx struct {
-	ctx      context.Context
-	db       *DB
-	tx       *bolt.Tx
-	cp       Checkpoint
-	src      *table
-	srcTB    *bolt.Bucket
-	srcLast  int64
-	state    *bolt.Bucket
-	writers  map[string]*TableWriter
-	buckets  map[string]*bolt.Bucket
-	props    map[string]map[string]string
-	lastKey  []byte
-	lastSet  bool
-	commit   *commitReq
+	ctx     context.Context
+	db      *DB
+	tx      *bolt.Tx
+	cp      Checkpoint
+	src     *table
+	srcTB   *bolt.Bucket
+	srcLast int64
+	state   *bolt.Bucket
+	writers map[string]*TableWriter
+	buckets map[string]*bolt.Bucket
+	props   map[string]map[string]string
+	lastKey []byte
+	lastSet bool
+	commit  *commitReq
+	arena   []byte
 }
 
 type commitReq struct {
@@ -83,7 +84,8 @@ func (p *ProcessTx) StateForEach(fn func(k, v []byte) error) error {
 }
 
 // PutState stores the stream's value for key; keys must come in increasing
-// order within a micro-batch. A nil value deletes the key.
+// order within a micro-batch. A nil value deletes the key. The value is
+// copied: the caller may reuse it.
 func (p *ProcessTx) PutState(key, value []byte) error {
 	if p.lastSet && bytes.Compare(key, p.lastKey) <= 0 {
 		return fmt.Errorf("state key %q after %q: %w", key, p.lastKey, ErrOutOfOrder)
@@ -92,7 +94,14 @@ func (p *ProcessTx) PutState(key, value []byte) error {
 	if value == nil {
 		return p.state.Delete(key)
 	}
-	return p.state.Put(key, value)
+	// bbolt keeps the value until commit: copy it into a slab, so callers
+	// may reuse their buffer.
+	if cap(p.arena)-len(p.arena) < len(value) {
+		p.arena = make([]byte, 0, max(256<<10, len(value)))
+	}
+	start := len(p.arena)
+	p.arena = append(p.arena, value...)
+	return p.state.Put(key, p.arena[start:len(p.arena):len(p.arena)])
 }
 
 // Table returns the writer of derived table name's next version. Every

@@ -12,29 +12,39 @@ import (
 	"github.com/upicdc/upicdc/store/storetest"
 )
 
-func open(t testing.TB, dir string) *store.DB { return storetest.Open(t, dir) }
+// The store knows no domain: its tests use a table of their own. "items"
+// is a source table; "by_owner" a derived one, with a composite key.
+var (
+	itemsDef = store.TableDef{Name: "items", Schema: store.Schema{KeyColumns: 1, Columns: []store.Column{
+		{Name: "id", Type: store.String},
+		{Name: "owner", Type: store.String},
+		{Name: "amount", Type: store.Money},
+		{Name: "at", Type: store.Timestamp},
+		{Name: "state", Type: store.Enum, Enum: []string{"new", "done", "void"}},
+	}}}
+	byOwnerDef = store.TableDef{Name: "by_owner", Derived: true, Schema: store.Schema{KeyColumns: 2, Columns: []store.Column{
+		{Name: "owner", Type: store.String},
+		{Name: "day", Type: store.Timestamp},
+		{Name: "total", Type: store.Money},
+		{Name: "note", Type: store.String, Nullable: true},
+	}}}
+)
 
-func row(id, merchant string, amount store.Paise, minute int, s store.Status) store.Row {
-	return store.Row{TransactionID: id, UPIID: "u@" + id, MerchantID: merchant, Amount: amount,
-		Time: time.Date(2024, 12, 21, 10, minute, 0, 0, time.UTC).UnixMicro(), Status: s}
+func open(t testing.TB, dir string) *store.DB { return storetest.Open(t, dir, itemsDef, byOwnerDef) }
+
+func row(id, owner string, amount store.Paise, minute int, state string) store.Row {
+	return store.Row{store.S(id), store.S(owner), store.M(amount),
+		store.T(time.Date(2024, 12, 21, 10, minute, 0, 0, time.UTC)), store.S(state)}
 }
 
 // merge commits one version that inserts or updates rows (sorted by id).
 func merge(t testing.TB, db *store.DB, name string, rows ...store.Row) store.CommitInfo {
 	t.Helper()
-	ci, err := db.Merge(context.Background(), store.MergeMeta{Source: store.Source{Name: name}, SHA256: sha256.Sum256([]byte(name)), SourceRows: int64(len(rows))},
-		func(tx *store.MergeTx) error {
+	sum := sha256.Sum256([]byte(name))
+	ci, err := db.Write(context.Background(), "items", store.WriteMeta{Operation: "MERGE", Source: &store.Source{Name: name}, SHA256: &sum},
+		func(w *store.TableWriter) error {
 			for _, r := range rows {
-				cur, found, err := tx.Current(r.TransactionID)
-				if err != nil {
-					return err
-				}
-				if found && !cur.Deleted {
-					err = tx.Update(cur.Row, r)
-				} else {
-					err = tx.Insert(r)
-				}
-				if err != nil {
+				if _, err := w.Upsert(r); err != nil {
 					return err
 				}
 			}
@@ -48,13 +58,13 @@ func merge(t testing.TB, db *store.DB, name string, rows ...store.Row) store.Com
 
 func TestNewStoreHasVersionZero(t *testing.T) {
 	db := open(t, t.TempDir())
-	for _, tb := range store.Tables() {
-		h, err := db.History(tb)
+	for _, tb := range db.Tables() {
+		h, err := db.History(tb.Name)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(h) != 1 || h[0].Version != 0 || h[0].Operation != "CREATE TABLE" || h[0].OperationParameters["delta.enableChangeDataFeed"] != "true" {
-			t.Errorf("%s history %+v", tb, h)
+			t.Errorf("%s history %+v", tb.Name, h)
 		}
 	}
 }
@@ -79,14 +89,14 @@ func TestReadOnlyOpenOfMissingStore(t *testing.T) {
 
 func TestTimeTravelAndHistory(t *testing.T) {
 	db := open(t, t.TempDir())
-	merge(t, db, "a", row("A", "M1", 100, 0, store.StatusInitiated), row("B", "M1", 200, 0, store.StatusInitiated))
-	merge(t, db, "b", row("A", "M1", 100, 5, store.StatusCompleted))
-	merge(t, db, "c", row("A", "M2", 150, 9, store.StatusRefunded), row("C", "M3", 5, 9, store.StatusFailed))
+	merge(t, db, "a", row("A", "M1", 100, 0, "new"), row("B", "M1", 200, 0, "new"))
+	merge(t, db, "b", row("A", "M1", 100, 5, "done"))
+	merge(t, db, "c", row("A", "M2", 150, 9, "void"), row("C", "M3", 5, 9, "void"))
 	ctx := context.Background()
 	snapshot := func(v int64) string {
 		var s string
-		if _, err := db.ScanRows(ctx, v, func(r store.Row) error {
-			s += fmt.Sprintf("%s:%s:%s ", r.TransactionID, r.MerchantID, r.Status)
+		if _, err := db.Scan(ctx, "items", v, store.KeyRange{}, func(r store.Row) error {
+			s += fmt.Sprintf("%s:%s:%s ", r[0].Str, r[1].Str, r[4].Str)
 			return nil
 		}); err != nil {
 			t.Fatal(err)
@@ -95,51 +105,51 @@ func TestTimeTravelAndHistory(t *testing.T) {
 	}
 	for v, want := range []string{
 		"",
-		"A:M1:initiated B:M1:initiated ",
-		"A:M1:completed B:M1:initiated ",
-		"A:M2:refunded B:M1:initiated C:M3:failed ",
+		"A:M1:new B:M1:new ",
+		"A:M1:done B:M1:new ",
+		"A:M2:void B:M1:new C:M3:void ",
 	} {
 		if got := snapshot(int64(v)); got != want {
 			t.Errorf("version %d: %q, want %q", v, got, want)
 		}
 	}
-	h, err := db.TxnHistory("A")
+	h, err := db.KeyHistory("items", store.Row{store.S("A")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(h) != 3 || h[0].Version != 1 || h[1].Version != 2 || h[2].Version != 3 || h[2].Row.MerchantID != "M2" {
+	if len(h) != 3 || h[0].Version != 1 || h[1].Version != 2 || h[2].Version != 3 || h[2].Row[1].Str != "M2" {
 		t.Errorf("history of A: %+v", h)
 	}
-	if _, err := db.TxnHistory("Z"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := db.KeyHistory("items", store.Row{store.S("Z")}); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("unknown transaction: %v", err)
 	}
-	if _, err := db.ScanRows(ctx, 9, func(store.Row) error { return nil }); !errors.Is(err, store.ErrVersionNotFound) {
+	if _, err := db.Scan(ctx, "items", 9, store.KeyRange{}, func(store.Row) error { return nil }); !errors.Is(err, store.ErrVersionNotFound) {
 		t.Errorf("future version: %v", err)
 	}
-	if err := db.Changes(ctx, 4, -1, func(store.Change) error { return nil }); !errors.Is(err, store.ErrVersionNotFound) {
+	if err := db.Changes(ctx, "items", 4, -1, func(store.Change) error { return nil }); !errors.Is(err, store.ErrVersionNotFound) {
 		t.Errorf("changes from a future version: %v", err)
 	}
-	if err := db.Changes(ctx, 3, 2, func(store.Change) error { return nil }); err == nil {
+	if err := db.Changes(ctx, "items", 3, 2, func(store.Change) error { return nil }); err == nil {
 		t.Error("changes with to < from accepted")
 	}
 	var n int
-	if err := db.Changes(ctx, 2, 99, func(store.Change) error { n++; return nil }); err != nil || n != 5 {
+	if err := db.Changes(ctx, "items", 2, 99, func(store.Change) error { n++; return nil }); err != nil || n != 5 {
 		t.Errorf("changes 2..99 (clamped): %d rows, %v; want 5", n, err)
 	}
 }
 
-func TestMergeTxRefusesUnsortedKeys(t *testing.T) {
+func TestWriterRefusesUnsortedKeys(t *testing.T) {
 	db := open(t, t.TempDir())
-	_, err := db.Merge(context.Background(), store.MergeMeta{Source: store.Source{Name: "x"}}, func(tx *store.MergeTx) error {
-		if err := tx.Insert(row("B", "M", 1, 0, store.StatusInitiated)); err != nil {
+	_, err := db.Write(context.Background(), "items", store.WriteMeta{Operation: "WRITE"}, func(tx *store.TableWriter) error {
+		if err := tx.Insert(row("B", "M", 1, 0, "new")); err != nil {
 			return err
 		}
-		return tx.Insert(row("A", "M", 1, 0, store.StatusInitiated))
+		return tx.Insert(row("A", "M", 1, 0, "new"))
 	})
 	if !errors.Is(err, store.ErrOutOfOrder) {
 		t.Fatalf("err = %v, want ErrOutOfOrder", err)
 	}
-	if v, _ := db.LatestVersion(store.RawTable); v != 0 {
+	if v, _ := db.LatestVersion("items"); v != 0 {
 		t.Errorf("failed merge left version %d", v)
 	}
 }
@@ -166,17 +176,17 @@ func TestPaiseFormatting(t *testing.T) {
 // on, and the reader keeps seeing the snapshot it started with.
 func TestReadersDoNotBlockTheWriter(t *testing.T) {
 	db := open(t, t.TempDir())
-	merge(t, db, "a", row("A", "M1", 100, 0, store.StatusInitiated), row("B", "M1", 200, 0, store.StatusInitiated))
+	merge(t, db, "a", row("A", "M1", 100, 0, "new"), row("B", "M1", 200, 0, "new"))
 	inRead, release := make(chan struct{}), make(chan struct{})
 	readDone := make(chan []string)
 	go func() {
 		var seen []string
-		err := db.Changes(context.Background(), 0, -1, func(c store.Change) error {
+		err := db.Changes(context.Background(), "items", 0, -1, func(c store.Change) error {
 			if len(seen) == 0 {
 				close(inRead)
 				<-release
 			}
-			seen = append(seen, fmt.Sprint(c.Version, c.Row.TransactionID))
+			seen = append(seen, fmt.Sprint(c.Version, c.Row[0].Str))
 			return nil
 		})
 		if err != nil {
@@ -185,7 +195,7 @@ func TestReadersDoNotBlockTheWriter(t *testing.T) {
 		readDone <- seen
 	}()
 	<-inRead
-	ci := merge(t, db, "b", row("C", "M2", 5, 1, store.StatusFailed)) // must not wait for the reader
+	ci := merge(t, db, "b", row("C", "M2", 5, 1, "void")) // must not wait for the reader
 	close(release)
 	if got := fmt.Sprint(<-readDone); got != "[1A 1B]" {
 		t.Errorf("reader saw %s, want its snapshot [1A 1B]", got)
@@ -197,19 +207,19 @@ func TestReadersDoNotBlockTheWriter(t *testing.T) {
 
 func TestProgress(t *testing.T) {
 	db := open(t, t.TempDir())
-	p, err := db.Progress("s")
+	p, err := db.Progress("s", "items")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.RawVersion != 0 || p.AggVersion != 0 || p.Checkpoint.BatchID != -1 || p.OldestPending != 0 {
+	if p.SourceVersion != 0 || p.Latest["by_owner"] != 0 || p.Checkpoint.BatchID != -1 || p.OldestPending != 0 {
 		t.Errorf("new store: %+v", p)
 	}
-	first := merge(t, db, "a", row("A", "M1", 100, 0, store.StatusInitiated))
-	merge(t, db, "b", row("B", "M1", 100, 0, store.StatusInitiated))
-	if p, err = db.Progress("s"); err != nil {
+	first := merge(t, db, "a", row("A", "M1", 100, 0, "new"))
+	merge(t, db, "b", row("B", "M1", 100, 0, "new"))
+	if p, err = db.Progress("s", "items"); err != nil {
 		t.Fatal(err)
 	}
-	if p.RawVersion != 2 || p.OldestPending != first.Timestamp {
+	if p.SourceVersion != 2 || p.OldestPending != first.Timestamp {
 		t.Errorf("two versions behind: %+v, want oldest pending %d", p, first.Timestamp)
 	}
 }

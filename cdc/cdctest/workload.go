@@ -85,7 +85,7 @@ func (w *Workload) Batch(n int, updateFrac float64) *cdc.Batch {
 // with updates of those transactions.
 func Table(tb testing.TB, rows int, ordered bool) (*store.DB, *Workload) {
 	tb.Helper()
-	db, err := store.Open(tb.TempDir(), store.Options{})
+	db, err := store.Open(tb.TempDir(), store.Options{Tables: []store.TableDef{cdc.RawDef()}})
 	if err != nil {
 		tb.Fatal(err)
 	}
