@@ -43,9 +43,9 @@ type Options struct {
 
 // Processor is the stream processor for one stream.
 type Processor struct {
-	db      *store.DB
-	opts    Options
-	log     *slog.Logger
+	db       *store.DB
+	opts     Options
+	log      *slog.Logger
 	derived  []Derived
 	err      error
 	prepared bool // Prepare found every derived table current

@@ -29,7 +29,7 @@ type modelRow struct {
 }
 
 func (r modelRow) csv() string {
-	ts := time.Date(2024, 12, 21, 10, 0, 0, 0, time.UTC).Add(time.Duration(r.minute) * time.Minute).Format("2006-01-02 15:04:05")
+	ts := time.Date(2024, 12, 21, 10, 0, 0, 0, time.UTC).Add(time.Duration(r.minute) * 17 * time.Hour).Format("2006-01-02 15:04:05")
 	if r.del {
 		return fmt.Sprintf("%s,,,,%s,,delete", r.id, ts)
 	}

@@ -156,7 +156,6 @@ func (totals) Build(u *Universe) ([]store.Row, error) {
 	return sortedRows(rows, u.RawVersion, tLastRaw), nil
 }
 
-
 // Aggregate is one row of aggregated_upi_transactions, typed.
 type Aggregate struct {
 	MerchantID     string

@@ -90,16 +90,16 @@ type Value struct {
 type Row []Value
 
 // S, I, M, T and B build Values.
-func S(s string) Value           { return Value{Str: s} }
-func I(i int64) Value            { return Value{Int: i} }
-func M(p Paise) Value            { return Value{Int: int64(p)} }
-func T(t time.Time) Value        { return Value{Int: t.UnixMicro()} }
-func B(b bool) Value             { return Value{Int: boolInt(b)} }
-func Null() Value                { return Value{Null: true} }
-func (v Value) Paise() Paise     { return Paise(v.Int) }
-func (v Value) Bool() bool       { return v.Int != 0 }
-func (v Value) Micros() int64    { return v.Int }
-func (v Value) Time() time.Time  { return time.UnixMicro(v.Int).UTC() }
+func S(s string) Value             { return Value{Str: s} }
+func I(i int64) Value              { return Value{Int: i} }
+func M(p Paise) Value              { return Value{Int: int64(p)} }
+func T(t time.Time) Value          { return Value{Int: t.UnixMicro()} }
+func B(b bool) Value               { return Value{Int: boolInt(b)} }
+func Null() Value                  { return Value{Null: true} }
+func (v Value) Paise() Paise       { return Paise(v.Int) }
+func (v Value) Bool() bool         { return v.Int != 0 }
+func (v Value) Micros() int64      { return v.Int }
+func (v Value) Time() time.Time    { return time.UnixMicro(v.Int).UTC() }
 func (v Value) Equal(o Value) bool { return v == o }
 
 func boolInt(b bool) int64 {

@@ -24,14 +24,14 @@ type table struct {
 	proj [][]int
 }
 
-func (t *table) schema() *Schema { return &t.schemas[len(t.schemas)-1] }
+func (t *table) schema() *Schema  { return &t.schemas[len(t.schemas)-1] }
 func (t *table) schemaID() uint64 { return uint64(len(t.schemas) - 1) }
 
 // storedColumn is a column as the meta bucket keeps it.
 type storedColumn struct {
-	Name     string `json:"name"`
-	Type     Type   `json:"type"`
-	Nullable bool   `json:"nullable,omitempty"`
+	Name     string   `json:"name"`
+	Type     Type     `json:"type"`
+	Nullable bool     `json:"nullable,omitempty"`
 	Zone     string   `json:"zone,omitempty"`
 	Enum     []string `json:"enum,omitempty"`
 	Doc      string   `json:"doc,omitempty"`
@@ -121,7 +121,11 @@ func (db *DB) ensureTable(tx *bolt.Tx, def TableDef) error {
 		if sameSchema(last, want) {
 			return nil
 		}
-		if last.KeyColumns != want.KeyColumns || !sameSchema(storedSchema{Columns: last.Columns[:last.KeyColumns]}, storedSchema{Columns: want.Columns[:want.KeyColumns]}) {
+		// Key columns keep their names and types (their zone or doc may
+		// change: those only change how a key is shown).
+		if last.KeyColumns != want.KeyColumns || !slices.EqualFunc(last.Columns[:last.KeyColumns], want.Columns[:want.KeyColumns], func(x, y storedColumn) bool {
+			return x.Name == y.Name && x.Type == y.Type
+		}) {
 			return fmt.Errorf("%w: key columns changed from %v to %v", ErrFormat, last.Columns[:last.KeyColumns], want.Columns[:want.KeyColumns])
 		}
 		schemas = append(schemas, want)
