@@ -18,6 +18,14 @@ const (
 	envCrashDir  = "UPICDC_TEST_CRASH_DIR"
 	envCrashStep = "UPICDC_TEST_CRASH_STEP"
 	envCrashAt   = "UPICDC_TEST_CRASH_BATCH"
+	// envCrashBackfill makes the child backfill weekly windows (the store
+	// was built with daily ones only) instead of running micro-batches.
+	envCrashBackfill = "UPICDC_TEST_CRASH_BACKFILL"
+)
+
+var (
+	dailyOnly = agg.Config{WindowSizes: []string{"1d"}}
+	withWeeks = agg.Config{WindowSizes: []string{"1d", "1w"}}
 )
 
 // TestCrashChild is not a test of its own: TestProcessorKilledBetweenSteps
@@ -27,14 +35,19 @@ func TestCrashChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("helper process for TestProcessorKilledBetweenSteps")
 	}
-	db, err := agg.Open(dir, agg.Config{}, store.Options{})
+	cfg := agg.Config{}
+	backfill := os.Getenv(envCrashBackfill) != ""
+	if backfill {
+		cfg = withWeeks
+	}
+	db, err := agg.Open(dir, cfg, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	step := agg.Step(os.Getenv(envCrashStep))
 	at, _ := strconv.Atoi(os.Getenv(envCrashAt))
 	batch := 0
-	p := agg.NewProcessor(db, agg.Options{MaxVersionsPerTrigger: 1, Hook: func(s agg.Step) error {
+	p := agg.NewProcessor(db, agg.Options{MaxVersionsPerTrigger: 1, Tables: cfg, Hook: func(s agg.Step) error {
 		if s == step {
 			if batch == at {
 				// A real crash: no deferred code, no bbolt rollback, no close.
@@ -45,8 +58,64 @@ func TestCrashChild(t *testing.T) {
 		}
 		return nil
 	}})
-	_, err = p.RunAvailableNow(context.Background())
+	if backfill {
+		_, err = p.Prepare(context.Background())
+	} else {
+		_, err = p.RunAvailableNow(context.Background())
+	}
 	t.Fatalf("child was not killed (err %v)", err)
+}
+
+// TestBackfillKilledBetweenSteps kills the backfill of a newly configured
+// window size at each of its steps: the store keeps what it had (no weekly
+// windows, nothing double counted), and the next start backfills it whole.
+func TestBackfillKilledBetweenSteps(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns child processes")
+	}
+	for _, step := range []agg.Step{agg.StepRead, agg.StepComputed, agg.StepWritten} {
+		t.Run(string(step), func(t *testing.T) {
+			dir := t.TempDir()
+			db, err := agg.Open(dir, dailyOnly, store.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			workload(t, db, agg.NewProcessor(db, agg.Options{Tables: dailyOnly}))
+			daily := windowLines(t, db, "1d", -1)
+			db.Close()
+
+			cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
+			cmd.Env = append(os.Environ(), envCrashDir+"="+dir, envCrashStep+"="+string(step), envCrashAt+"=0", envCrashBackfill+"=1")
+			out, err := cmd.CombinedOutput()
+			ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
+			if !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+				t.Fatalf("child not killed by SIGKILL: %v\n%s", err, out)
+			}
+
+			db = aggtest.Open(t, dir, withWeeks)
+			if got := windowLines(t, db, "1w", -1); got != "" {
+				t.Fatalf("a killed backfill left weekly windows:\n%s", got)
+			}
+			if got := windowLines(t, db, "1d", -1); got != daily {
+				t.Fatalf("a killed backfill changed the daily windows")
+			}
+			if rep, err := agg.Reconcile(context.Background(), db, "", dailyOnly); err != nil || !rep.OK() {
+				t.Fatalf("reconcile after the kill: %v %+v", err, rep.Differences)
+			}
+			p := agg.NewProcessor(db, agg.Options{Tables: withWeeks})
+			if _, err := p.Prepare(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			fromStart := aggtest.Open(t, t.TempDir(), withWeeks)
+			workload(t, fromStart, agg.NewProcessor(fromStart, agg.Options{Tables: withWeeks}))
+			if got, want := windowLines(t, db, "1w", -1), windowLines(t, fromStart, "1w", -1); got != want {
+				t.Errorf("weekly windows after the restart:\n%s\nwant\n%s", got, want)
+			}
+			if rep, err := agg.Reconcile(context.Background(), db, "", withWeeks); err != nil || !rep.OK() {
+				t.Errorf("reconcile: %v %+v", err, rep.Differences)
+			}
+		})
+	}
 }
 
 // TestProcessorKilledBetweenSteps kills the processor with SIGKILL at every
