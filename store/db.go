@@ -165,7 +165,10 @@ func openInspected(path string, opts Options) (*bolt.DB, error) {
 	return bdb, nil
 }
 
-// openBolt opens the bbolt file.
+// openBolt opens the bbolt file. A write open makes bbolt walk every page
+// (it rebuilds the freelist): after the inspection it cannot meet a bad
+// page, but if it did, its panic comes back as an error, and the file handle
+// bbolt opened stays open until the process exits.
 func openBolt(path string, opts Options, readOnly bool) (*bolt.DB, error) {
 	var bdb *bolt.DB
 	err := guardedBolt{path: path, log: opts.Logger}.guard(func() error {
