@@ -67,7 +67,7 @@ type Options struct {
 
 // DB is an open store.
 type DB struct {
-	bolt     *bolt.DB
+	bolt     guardedBolt
 	readOnly bool
 	path     string
 	now      func() time.Time
@@ -77,6 +77,11 @@ type DB struct {
 }
 
 // Open opens (creating if needed, unless read-only) the store in dataDir.
+// A table the file lacks gets version 0 (CREATE TABLE).
+//
+// An existing file is inspected before use (see check.go): a file that is
+// empty, cut short or damaged is refused with a *DamagedError, and nothing
+// is written to it.
 func Open(dataDir string, opts Options) (*DB, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = time.Second
@@ -88,33 +93,39 @@ func Open(dataDir string, opts Options) (*DB, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	path := filepath.Join(dataDir, FileName)
-	if opts.ReadOnly {
-		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("open store %s: %w", path, ErrNoStore)
-		}
-	} else if err := os.MkdirAll(dataDir, 0o750); err != nil {
-		return nil, fmt.Errorf("open store: create data dir: %w", err)
+	_, statErr := os.Stat(path)
+	exists := statErr == nil
+	if opts.ReadOnly && errors.Is(statErr, fs.ErrNotExist) {
+		return nil, fmt.Errorf("open store %s: %w", path, ErrNoStore)
 	}
-	bdb, err := bolt.Open(path, 0o640, &bolt.Options{
-		Timeout: opts.Timeout,
-		// A MERGE of random transaction ids dirties most leaf pages of the
-		// rows tree; 8 KiB pages halve the pages to split and write per
-		// commit (measured: ~15% more rows/s than 4 KiB on 100k-row files).
-		// Only a new file takes it; an existing file keeps its page size.
-		PageSize: 8192,
-		ReadOnly: opts.ReadOnly,
-		// The freelist is rebuilt on open instead of being written on every
-		// commit: a big file's freelist would otherwise cost each commit.
-		NoFreelistSync: true,
-		FreelistType:   bolt.FreelistMapType,
-	})
-	if err != nil {
-		if errors.Is(err, berrors.ErrTimeout) {
-			return nil, fmt.Errorf("open store %s: %w", path, ErrLocked)
+	if !opts.ReadOnly {
+		if err := os.MkdirAll(dataDir, 0o750); err != nil {
+			return nil, fmt.Errorf("open store: create data dir: %w", err)
 		}
-		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	db := &DB{bolt: bdb, readOnly: opts.ReadOnly, path: path, now: opts.Now, log: opts.Logger}
+	var bdb *bolt.DB
+	if exists {
+		// Inspect under bbolt's shared lock, so that a writer in another
+		// process is never caught half way; a writer opens again below.
+		var err error
+		if bdb, err = openInspected(path, opts); err != nil {
+			return nil, err
+		}
+		if !opts.ReadOnly {
+			if err := bdb.Close(); err != nil {
+				return nil, fmt.Errorf("open store %s: %w", path, err)
+			}
+			bdb = nil
+		}
+	}
+	if bdb == nil {
+		var err error
+		if bdb, err = openBolt(path, opts, opts.ReadOnly); err != nil {
+			return nil, err
+		}
+	}
+	db := &DB{bolt: guardedBolt{DB: bdb, path: path, log: opts.Logger}, readOnly: opts.ReadOnly, path: path, now: opts.Now, log: opts.Logger}
+	var err error
 	if opts.ReadOnly {
 		err = db.checkFormat()
 	} else {
@@ -125,9 +136,85 @@ func Open(dataDir string, opts Options) (*DB, error) {
 	}
 	if err != nil {
 		_ = bdb.Close()
+		var damaged *DamagedError
+		if errors.As(err, &damaged) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	return db, nil
+}
+
+// openInspected opens an existing file read-only and inspects it, in two
+// steps: the meta pages and the size before bbolt maps the file (bbolt reads
+// both meta pages from the map, which faults past the end of a file cut
+// short), and the whole page tree once bbolt holds the file's shared lock.
+// The first step reads without the lock, so it refuses only what no writer
+// ever leaves behind: an empty file, no valid meta page, a file shorter than
+// its valid meta pages say. A torn read of the meta page a writer is writing
+// just now is not one of those: the other meta page is valid.
+func openInspected(path string, opts Options) (*bolt.DB, error) {
+	r, err := inspectFile(path, false)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	if r.empty || r.validMeta == 0 || r.truncated {
+		return nil, r.damaged(path)
+	}
+	bdb, err := openBolt(path, opts, true)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	if r, err = inspectFile(path, true); err == nil && len(r.problems) > 0 {
+		err = r.damaged(path)
+	}
+	if err != nil {
+		_ = bdb.Close()
+		var damaged *DamagedError
+		if errors.As(err, &damaged) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	opts.Logger.Debug("store file inspected", "path", path, "pages", r.hwm, "page_size", r.pageSize, "took", time.Since(start))
+	return bdb, nil
+}
+
+// openBolt opens the bbolt file. A write open makes bbolt walk every page
+// (it rebuilds the freelist): after the inspection it cannot meet a bad
+// page, but if it did, its panic comes back as an error, and the file handle
+// bbolt opened stays open until the process exits.
+func openBolt(path string, opts Options, readOnly bool) (*bolt.DB, error) {
+	var bdb *bolt.DB
+	err := guardedBolt{path: path, log: opts.Logger}.guard(func() error {
+		var err error
+		bdb, err = bolt.Open(path, 0o640, &bolt.Options{
+			Timeout: opts.Timeout,
+			// A MERGE of random transaction ids dirties most leaf pages of the
+			// rows tree; 8 KiB pages halve the pages to split and write per
+			// commit (measured: ~15% more rows/s than 4 KiB on 100k-row files).
+			// Only a new file takes it; an existing file keeps its page size.
+			PageSize: 8192,
+			ReadOnly: readOnly,
+			// The freelist is rebuilt on open instead of being written on every
+			// commit: a big file's freelist would otherwise cost each commit.
+			NoFreelistSync: true,
+			FreelistType:   bolt.FreelistMapType,
+		})
+		return err
+	})
+	if err != nil {
+		var damaged *DamagedError
+		switch {
+		case errors.As(err, &damaged):
+			return nil, err
+		case errors.Is(err, berrors.ErrTimeout):
+			return nil, fmt.Errorf("open store %s: %w", path, ErrLocked)
+		}
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	return bdb, nil
 }
 
 // Path returns the bbolt file's path.
@@ -307,27 +394,39 @@ func (db *DB) IngestedFile(sha [32]byte) (FileRecord, bool, error) {
 	return rec, found, err
 }
 
-// Check runs bbolt's consistency check over the whole file. bbolt's check
+// Check runs bbolt's consistency check over the whole file and returns its
+// first finding, wrapping ErrCorrupt.
+func (db *DB) Check(ctx context.Context) error {
+	problems, err := db.Consistency(ctx)
+	if err != nil {
+		return err
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w: %s", ErrCorrupt, problems[0])
+	}
+	return nil
+}
+
+// Consistency runs bbolt's consistency check (tx.Check) over the whole file
+// and returns its findings, at most maxProblems of them. bbolt's check
 // reads the freelist, which is only safe while no writer runs: on a writable
 // store it runs in a write transaction that is rolled back, so it waits its
 // turn like a writer; a read-only store has no writer in this process and
-// holds a lock that keeps other processes from writing.
-func (db *DB) Check(ctx context.Context) error {
+// holds a lock that keeps other processes from writing. (bbolt checks in a
+// goroutine of its own, which is safe because Open walked the same pages.)
+func (db *DB) Consistency(ctx context.Context) ([]string, error) {
 	tx, err := db.bolt.Begin(!db.readOnly)
 	if err != nil {
-		return fmt.Errorf("check: %w", err)
+		return nil, fmt.Errorf("check: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	var first error
+	var problems []string
 	for err := range tx.Check() { // drain: Check's goroutine sends until done
-		if first == nil {
-			first = fmt.Errorf("%w: %v", ErrCorrupt, err)
+		if len(problems) < maxProblems {
+			problems = append(problems, err.Error())
 		}
 	}
-	if first != nil {
-		return first
-	}
-	return ctx.Err()
+	return problems, ctx.Err()
 }
 
 func beUint(b []byte) uint64 {

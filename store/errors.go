@@ -1,6 +1,9 @@
 package store
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Errors returned by the store. Callers test them with errors.Is.
 var (
@@ -23,3 +26,38 @@ var (
 	// ErrFormat means the file was written by an incompatible store format.
 	ErrFormat = errors.New("unsupported store format")
 )
+
+// ErrDamaged means the store file is damaged: what bbolt wrote is not what is
+// on disk (cut short, overwritten, zeroed). Open returns a *DamagedError,
+// which matches ErrDamaged with errors.Is.
+var ErrDamaged = errors.New("store file is damaged")
+
+// DamagedError says which store file is damaged and what was found. No
+// command reads or writes a damaged file: the only remedy is a backup.
+type DamagedError struct {
+	// Path is the bbolt file.
+	Path string
+	// Empty means the file has no bytes at all.
+	Empty bool
+	// Problems are what the integrity check found, one finding each, at most
+	// maxProblems of them; More counts the findings left out.
+	Problems []string
+	More     int
+}
+
+func (e *DamagedError) Error() string {
+	if e.Empty {
+		return fmt.Sprintf("%s is empty: not a upicdc store (restore it from a backup)", e.Path)
+	}
+	what := "unreadable"
+	if len(e.Problems) > 0 {
+		what = e.Problems[0]
+	}
+	if n := len(e.Problems) - 1 + e.More; n > 0 {
+		what += fmt.Sprintf(", and %d more problem(s)", n)
+	}
+	return fmt.Sprintf("%s is damaged (%s): restore it from a backup; `upicdc check` tells more", e.Path, what)
+}
+
+// Is makes errors.Is(err, ErrDamaged) true.
+func (e *DamagedError) Is(target error) bool { return target == ErrDamaged }

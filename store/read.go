@@ -392,7 +392,7 @@ func (s *Snapshot) Scan(ctx context.Context, name string, version int64, kr KeyR
 	if version, err = resolveVersion(tb, version); err != nil {
 		return 0, err
 	}
-	return version, t.scan(ctx, tb, version, kr, fn)
+	return version, s.db.bolt.guard(func() error { return t.scan(ctx, tb, version, kr, fn) })
 }
 
 // Changes is DB.Changes inside the snapshot.
@@ -405,7 +405,7 @@ func (s *Snapshot) Changes(ctx context.Context, name string, from, to int64, fn 
 	if err != nil {
 		return err
 	}
-	return t.changes(ctx, tb, from, to, fn)
+	return s.db.bolt.guard(func() error { return t.changes(ctx, tb, from, to, fn) })
 }
 
 // Checkpoint is a stream's checkpoint in the snapshot.
