@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/upicdc/upicdc/agg"
 	"github.com/upicdc/upicdc/cdc"
@@ -18,9 +19,11 @@ import (
 
 // BenchmarkProcessor measures the stream processor over a raw change feed of
 // 1.5M rows: 5 versions of 100k new transactions, then 5 versions each
-// updating 100k random existing ones (status changes, 5000 merchants,
-// random-looking ids). Each iteration processes the whole feed from an
-// untouched copy of the store, 10 versions per trigger.
+// updating 100k random existing ones (status changes; 10,000 merchants;
+// random-looking ids; transaction times spread over the 10 hours the
+// versions cover, updates later than their inserts). Each iteration
+// processes the whole feed from an untouched copy of the store, 10
+// versions per trigger, with the window sizes of the sub-benchmark.
 func BenchmarkProcessor(b *testing.B) {
 	src := b.TempDir()
 	db, err := agg.Open(src, agg.Config{}, store.Options{})
@@ -37,8 +40,8 @@ func BenchmarkProcessor(b *testing.B) {
 			var r cdc.Row
 			if v < 5 {
 				r = cdc.Row{TransactionID: fmt.Sprintf("TXN%016x", rng.Uint64()), UPIID: "u@bank",
-					MerchantID: fmt.Sprintf("M%04d", rng.IntN(5000)), Amount: store.Paise(rng.Int64N(1e6)),
-					Time: int64(v), Status: cdc.StatusInitiated}
+					MerchantID: fmt.Sprintf("M%05d", rng.IntN(10_000)), Amount: store.Paise(rng.Int64N(1e6)),
+					Time: benchTime(v, rng), Status: cdc.StatusInitiated}
 				ids = append(ids, r.TransactionID)
 			} else {
 				r.TransactionID = ids[rng.IntN(len(ids))]
@@ -70,7 +73,7 @@ func BenchmarkProcessor(b *testing.B) {
 						return err
 					}
 					next := cur.Row
-					next.Status, next.Time = statuses[rng.IntN(3)], int64(v)
+					next.Status, next.Time = statuses[rng.IntN(3)], max(cur.Row.Time, benchTime(v, rng))
 					if err := tx.Update(cur.Row, next); err != nil {
 						return err
 					}
@@ -83,30 +86,48 @@ func BenchmarkProcessor(b *testing.B) {
 	}
 	db.Close()
 
-	b.ReportAllocs()
-	b.ResetTimer()
-	var rows int64
-	for b.Loop() {
-		b.StopTimer()
-		dir := b.TempDir()
-		copyFile(b, filepath.Join(src, store.FileName), filepath.Join(dir, store.FileName))
-		db, err := agg.Open(dir, agg.Config{}, store.Options{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.StartTimer()
-		batches, err := agg.NewProcessor(db, agg.Options{MaxVersionsPerTrigger: 10}).RunAvailableNow(context.Background())
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.StopTimer()
-		for _, r := range batches {
-			rows += r.ChangeRows
-		}
-		db.Close()
-		b.StartTimer()
+	for _, bc := range []struct {
+		name  string
+		sizes []string
+	}{{"windows=none", []string{}}, {"windows=1d,1w", []string{"1d", "1w"}}} {
+		b.Run(bc.name, func(b *testing.B) {
+			cfg := agg.Config{WindowSizes: bc.sizes}
+			b.ReportAllocs()
+			var rows int64
+			for b.Loop() {
+				b.StopTimer()
+				dir := b.TempDir()
+				copyFile(b, filepath.Join(src, store.FileName), filepath.Join(dir, store.FileName))
+				db, err := agg.Open(dir, cfg, store.Options{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				p := agg.NewProcessor(db, agg.Options{MaxVersionsPerTrigger: 10, Tables: cfg})
+				if _, err := p.Prepare(context.Background()); err != nil { // the copy was made with the default sizes
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				batches, err := p.RunAvailableNow(context.Background())
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				for _, r := range batches {
+					rows += r.ChangeRows
+				}
+				db.Close()
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "changerows/s")
+		})
 	}
-	b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "changerows/s")
+}
+
+// benchTime is a transaction_time in the hour of version v of the
+// benchmark's feed.
+func benchTime(v int, rng *rand.Rand) int64 {
+	base := time.Date(2024, 12, 21, 8, 0, 0, 0, time.UTC).Add(time.Duration(v) * time.Hour)
+	return base.Add(time.Duration(rng.Int64N(int64(time.Hour)))).UnixMicro()
 }
 
 func copyFile(b *testing.B, from, to string) {

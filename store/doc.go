@@ -1,37 +1,52 @@
-// Package store keeps upicdc's tables in one bbolt file.
+// Package store is a generic engine of versioned tables in one bbolt file,
+// the way etcd's mvcc is a generic revisioned key-value store over bbolt.
+// It knows no column of any table: the domain above declares each table
+// (a TableDef: name, Schema, key columns) when it opens the store, and
+// reads and writes rows as Row values that the store encodes by schema.
 //
-// The raw table (raw_upi_transactions_v1) is a bucket holding:
+// Each table is a bucket holding:
 //
-//   - rows:  transaction_id → current image (a tombstone once deleted) and the
-//     position of that image's change-feed record. One random-key put per
-//     applied change; the tree holds one entry per transaction.
-//   - cdf:   the change feed: version chunk → a chunk of change rows,
+//   - meta:  the table's schemas (every schema it has had: stored records
+//     carry the index of theirs, so history stays readable when columns
+//     change) and its properties (the parameters a derived table was
+//     computed with, Delta's metaData.configuration).
+//   - rows:  encoded key → current image (a tombstone once deleted, with
+//     its ordering value) and the position of that image's change-feed
+//     record. One put per changed row; the tree holds one entry per key.
+//   - cdf:   the change feed: version chunk → a chunk of change records,
 //     append-only with sequential keys, so writing it is nearly free. Every
-//     insert, update_postimage and delete record points at the previous such
-//     record of the same transaction, so the change feed is also each row's
-//     history: TxnHistory is one rows lookup plus one chunk lookup per image,
-//     and reading the table at an old version walks those pointers back.
+//     insert, update_postimage and delete record points at the previous
+//     such record of the same key, so the change feed is also each row's
+//     history: KeyHistory is one rows lookup plus one chunk lookup per
+//     image, and reading a table at an old version walks those pointers.
 //   - log, times: version → commit info JSON (Delta commitInfo-like) and
-//     version → commit timestamp, both append-only.
-//   - stale: version chunk → rows a MERGE skipped as out of order (audit).
-//
-// The aggregated table (aggregated_upi_transactions) has few rows, so it
-// keeps them keyed for time travel: hist (merchant_id 0x00 version step →
-// aggregate), plus cdf, log and times as above.
+//     version → commit timestamp, both append-only (VersionAsOf searches
+//     times).
+//   - notes: version chunk → opaque audit records a commit left (a MERGE's
+//     skipped rows).
 //
 // Besides the tables the file holds the ledger of ingested files (keyed by
-// sha256) and, per stream, its checkpoint and its per-transaction
-// contribution ledger.
+// sha256) and, per stream, its checkpoint and its state (opaque values by
+// key, such as each transaction's contribution).
 //
-// Atomicity is bbolt's: a MERGE (rows, change feed, audit, commit, ledger
-// entry) is one db.Update in [DB.Merge]; a micro-batch (aggregate rows, their
-// change feed, contributions, checkpoint) is one db.Update in [DB.Process].
-// Readers use bbolt's MVCC read transactions and never block the writer.
+// Atomicity is bbolt's, in two places: a commit of a source table (rows,
+// change feed, notes, commit log, ledger entry) is one db.Update in
+// DB.Write; a micro-batch (every derived table's new version, the stream's
+// state, the checkpoint) is one db.Update in DB.Process. That is the whole
+// exactly-once story. Readers use bbolt's MVCC read transactions (Snapshot
+// for several reads that must agree) and never block the writer.
+//
+// Keys are encoded to sort as their values do: a single String key is its
+// bytes; composite keys end each string with NUL (key strings may not hold
+// NUL) and store integers big-endian with the sign bit flipped, so a
+// KeyRange (a key prefix plus bounds on the next key column) is a B+tree
+// range read.
 //
 // Caveats: bbolt allows one writing process per file; a second process
 // opening it waits Options.Timeout and then fails with ErrLocked. A long
-// read transaction (a big Changes range) keeps the pages it sees from being
-// reused until it ends, so the file can grow meanwhile. bbolt is
-// copy-on-write: a commit rewrites every leaf page it touched, which is what
-// bounds a MERGE of random transaction ids into a very large table.
+// read transaction keeps the pages it sees from being reused until it ends,
+// so the file can grow meanwhile. bbolt is copy-on-write: a commit rewrites
+// every leaf page it touched, which is what bounds a commit of random keys
+// into a very large table. An existing file is inspected before use (see
+// check.go) and bbolt's panics on bad pages come back as *DamagedError.
 package store
