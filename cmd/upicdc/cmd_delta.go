@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -63,6 +64,9 @@ DIR defaults to export.dir (or <data_dir>/export).`,
 			results, err := delta.Export(cmd.Context(), db, out, opts)
 			if opts.Progress != nil {
 				fmt.Fprint(a.stderr, "\r\033[K")
+			}
+			if errors.Is(err, delta.ErrNotOurTable) {
+				return err // running again cannot help; the error says what to do
 			}
 			if err != nil {
 				return fmt.Errorf("%w (what was exported stays readable; run export again to finish)", err)

@@ -176,3 +176,29 @@ func TestDeltaShowNestedNaNAndNTZ(t *testing.T) {
 		}
 	}
 }
+
+// TestExportAfterSparkVacuum: after Spark's VACUUM commits (real ones, from
+// cdc/delta/testdata/spark/foreign-vacuum) export is refused with what to
+// do, not with "run export again", which could never succeed.
+func TestExportAfterSparkVacuum(t *testing.T) {
+	data, out := t.TempDir(), t.TempDir()
+	runOK(t, "--data-dir", data, "demo")
+	runOK(t, "--data-dir", data, "export", "--out", out)
+	foreign, err := filepath.Glob(filepath.Join("..", "..", "cdc", "delta", "testdata", "spark", "foreign-vacuum", "*.json"))
+	if err != nil || len(foreign) == 0 {
+		t.Fatalf("foreign commits: %v %v", foreign, err)
+	}
+	for _, p := range foreign {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(out, "raw_upi_transactions_v1", "_delta_log", filepath.Base(p)), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, errOut, code := run(t, nil, "--data-dir", data, "export", "--out", out)
+	if code != 1 || !strings.Contains(errOut, "VACUUM START") || !strings.Contains(errOut, "only writer") || strings.Contains(errOut, "run export again") {
+		t.Errorf("export after Spark's VACUUM: exit %d, stderr %q", code, errOut)
+	}
+}
