@@ -1,9 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -65,6 +65,9 @@ DIR defaults to export.dir (or <data_dir>/export).`,
 			if opts.Progress != nil {
 				fmt.Fprint(a.stderr, "\r\033[K")
 			}
+			if errors.Is(err, delta.ErrNotOurTable) {
+				return err // running again cannot help; the error says what to do
+			}
 			if err != nil {
 				return fmt.Errorf("%w (what was exported stays readable; run export again to finish)", err)
 			}
@@ -97,8 +100,11 @@ func progressPrinter(w io.Writer) func(delta.Progress) {
 	}
 }
 
-// valueCell renders a Delta value: numbers as JSON numbers, NULL as JSON null
-// (empty text), timestamps as RFC 3339 in the configured zone.
+// valueCell renders a Delta value: numbers as JSON numbers (NaN and
+// infinities as the strings "NaN", "Infinity", "-Infinity"), NULL as JSON
+// null (empty text), timestamps as RFC 3339 in the configured zone,
+// timestamp_ntz as its wall-clock time without a zone, and struct, array and
+// map values as JSON (objects and arrays; the same JSON text in table and csv).
 func (a *app) valueCell(v any) cell {
 	switch x := v.(type) {
 	case nil:
@@ -107,12 +113,13 @@ func (a *app) valueCell(v any) cell {
 		return num(x)
 	case bool:
 		return boolean(x)
-	case float64, delta.Decimal:
-		s := delta.FormatValue(x)
-		if _, err := strconv.ParseFloat(s, 64); err != nil { // NaN, ±Inf
-			return str(s)
+	case float64, delta.Decimal, delta.Struct, delta.Array, delta.Map:
+		j := delta.AppendJSON(nil, x, a.loc)
+		text := string(j)
+		if f, ok := x.(float64); ok {
+			text = delta.FormatValue(f)
 		}
-		return cell{text: s, json: []byte(s)}
+		return cell{text: text, json: j}
 	case time.Time:
 		return str(x.In(a.loc).Format("2006-01-02T15:04:05.999999Z07:00"))
 	}
