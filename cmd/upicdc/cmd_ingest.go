@@ -45,10 +45,10 @@ func newIngestCommand(a *app) *cobra.Command {
 		Long: `Each file (.csv, .jsonl/.ndjson/.json, .parquet) is MERGEd into raw_upi_transactions_v1 as
 one commit, in the order given. A file with any bad row is refused whole and changes nothing;
 ingest stops at the first refused file. Content already ingested (same sha256, any name) is
-reported and skipped.`,
+reported and skipped. A data dir without a store gets a new one, and ingest says so on stderr.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			db, err := a.openStore(false)
+			db, err := a.openOrCreate()
 			if err != nil {
 				return err
 			}
@@ -88,7 +88,7 @@ committed atomically with its checkpoint. Stops once it has caught up with the r
 was at start (like Spark's Trigger.AvailableNow, which --available-now names explicitly).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			db, err := a.openStore(false)
+			db, err := a.openExisting()
 			if err != nil {
 				return err
 			}

@@ -128,14 +128,35 @@ func newReconcileCommand(a *app) *cobra.Command {
 }
 
 func newConfigCommand(a *app) *cobra.Command {
-	cmd := &cobra.Command{Use: "config", Short: "Inspect the configuration"}
+	cmd := &cobra.Command{
+		Use:         "config",
+		Short:       "Inspect the configuration",
+		Annotations: map[string]string{"noConfig": "true"},
+		// A group: without a subcommand it shows its help; an unknown one
+		// is a usage error (cobra would show the help and exit 0).
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cmd.Help()
+			}
+			return unknownCommand(cmd, args[0])
+		},
+	}
 	cmd.AddCommand(&cobra.Command{
 		Use:   "show",
 		Short: "Print the effective configuration (defaults < file < UPICDC_* env < flags)",
-		Args:  cobra.NoArgs,
+		Long: `Prints every key with its effective value. inbox.dir and export.dir show the directory
+actually used: <data_dir>/inbox and <data_dir>/export unless they are set.`,
+		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			out := &result{columns: []string{"key", "value"}}
 			for _, s := range a.cfg.Settings() {
+				switch s.Key {
+				case "inbox.dir":
+					s.Value = a.cfg.InboxDir()
+				case "export.dir":
+					s.Value = a.cfg.ExportDir()
+				}
 				out.add(str(s.Key), str(s.Value))
 			}
 			return a.print(out)

@@ -88,6 +88,7 @@ func (a *app) serve(cmd *cobra.Command) error {
 				Flags:     cmd.Flags(),
 				FlagKeys:  flagKeys(),
 				LookupEnv: a.lookupEnv,
+				Environ:   a.environ,
 			})
 		},
 		ConfigFile: configFile,
