@@ -51,16 +51,20 @@ func TestKnownEnvVarsAreAccepted(t *testing.T) {
 	}
 }
 
-// TestNonConfigEnvVarsAreAllListed: every UPICDC_* name the repository uses
-// is a configuration variable or in NonConfigEnvVars, so setting one of the
-// test suite's variables in a shell never makes upicdc refuse to start.
+// TestNonConfigEnvVarsAreAllListed: every UPICDC_* name that the
+// repository's code reads is a configuration variable or in
+// NonConfigEnvVars, so setting one of the test suite's variables in a shell
+// never makes upicdc refuse to start. (The tests of unknown variables, which
+// use mistyped names on purpose, are not scanned.)
 func TestNonConfigEnvVarsAreAllListed(t *testing.T) {
 	known := []string{config.EnvConfigFile}
 	for _, s := range config.Default().Settings() {
 		known = append(known, config.EnvVar(s.Key))
 	}
 	known = append(known, config.NonConfigEnvVars()...)
+	skip := []string{filepath.Join("config", "env_test.go"), filepath.Join("cmd", "upicdc", "cli_test.go")}
 	re := regexp.MustCompile(`UPICDC_[A-Z0-9_]*[A-Z0-9]`)
+	found := 0
 	err := filepath.WalkDir("..", func(path string, d os.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -71,8 +75,12 @@ func TestNonConfigEnvVarsAreAllListed(t *testing.T) {
 			}
 			return nil
 		}
+		rel, _ := filepath.Rel("..", path)
+		if slices.Contains(skip, rel) {
+			return nil
+		}
 		switch filepath.Ext(path) {
-		case ".go", ".md", ".yaml", ".sh", ".py", "":
+		case ".go", ".py", ".sh":
 		default:
 			return nil
 		}
@@ -81,13 +89,17 @@ func TestNonConfigEnvVarsAreAllListed(t *testing.T) {
 			return err
 		}
 		for _, name := range re.FindAllString(string(data), -1) {
-			if !slices.Contains(known, name) && !strings.HasSuffix(path, "env_test.go") {
-				t.Errorf("%s uses %s, which is neither a configuration variable nor in NonConfigEnvVars", path, name)
+			found++
+			if !slices.Contains(known, name) {
+				t.Errorf("%s uses %s, which is neither a configuration variable nor in NonConfigEnvVars", rel, name)
 			}
 		}
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if found < 10 {
+		t.Errorf("found only %d UPICDC_ names: is the walk reading the repository?", found)
 	}
 }
