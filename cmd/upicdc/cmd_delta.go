@@ -3,12 +3,12 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/upicdc/upicdc/cdc/delta"
+	"github.com/upicdc/upicdc/internal/progress"
 	"github.com/upicdc/upicdc/store"
 )
 
@@ -58,13 +58,12 @@ DIR defaults to export.dir (or <data_dir>/export).`,
 				return err
 			}
 			defer db.Close()
-			if isTerminal(a.stderr) {
-				opts.Progress = progressPrinter(a.stderr)
+			line := progress.OnTerminal(a.stderr) // nil unless stderr is a terminal
+			if line != nil {
+				opts.Progress = exportProgress(line)
 			}
 			results, err := delta.Export(cmd.Context(), db, out, opts)
-			if opts.Progress != nil {
-				fmt.Fprint(a.stderr, "\r\033[K")
-			}
+			line.Clear()
 			if errors.Is(err, delta.ErrNotOurTable) {
 				return err // running again cannot help; the error says what to do
 			}
@@ -88,15 +87,15 @@ DIR defaults to export.dir (or <data_dir>/export).`,
 	return cmd
 }
 
-// progressPrinter redraws one status line at most ten times a second.
-func progressPrinter(w io.Writer) func(delta.Progress) {
-	var last time.Time
+// exportProgress shows each exported version on line; a table's last one
+// is always drawn.
+func exportProgress(line *progress.Line) func(delta.Progress) {
 	return func(p delta.Progress) {
-		if p.Version != p.Latest && time.Since(last) < 100*time.Millisecond {
-			return
+		draw := line.Update
+		if p.Version == p.Latest {
+			draw = line.Show
 		}
-		last = time.Now()
-		fmt.Fprintf(w, "\r\033[Kexport %s: version %d of %d", p.Table, p.Version, p.Latest)
+		draw("export %s: version %d of %d", p.Table, p.Version, p.Latest)
 	}
 }
 
