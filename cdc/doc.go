@@ -18,4 +18,9 @@
 // refunded) gets one change per step, all in the same version, so the change
 // feed — and the aggregates computed from it — do not depend on how the
 // steps were split into files.
+//
+// A file refused for its own sake (name, size or content) gives an error
+// that is or wraps a *ParseError, whose message is one short line; any other
+// error (reading the file, the store, a cancelled context) is not one, so
+// callers decide between rejecting a file and retrying it with errors.As.
 package cdc

@@ -49,12 +49,15 @@ type Result struct {
 }
 
 // IngestFile reads, hashes, parses and MERGEs one file. Content already in
-// the ledger is reported as a duplicate without parsing it.
+// the ledger is reported as a duplicate without parsing it. A file refused
+// for its own sake (name, size or content) gives an error wrapping a
+// *ParseError; any other error (reading, the store, ctx) does not.
 func (m *Merger) IngestFile(ctx context.Context, path string) (Result, error) {
 	name := filepath.Base(path)
 	format, err := FormatFromName(name)
 	if err != nil {
-		return Result{File: name}, fmt.Errorf("ingest %s: %w", name, err)
+		// "ingest b.xlsx: unsupported format: …", like a ParseError below.
+		return Result{File: name}, fmt.Errorf("ingest %w", &ParseError{File: name, Err: err})
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {

@@ -29,15 +29,18 @@ var (
 	ErrUnknownColumn = errors.New("unknown column")
 	// ErrDuplicateColumn: a column named twice in a header, schema or object.
 	ErrDuplicateColumn = errors.New("duplicate column")
-	// ErrMissingField: a required column is absent from the header or schema,
-	// or a row leaves a required value empty, null or out.
+	// ErrMissingField: a column every row needs (transaction_id,
+	// transaction_time) is absent from the header or schema, an upsert row's
+	// column is absent from the file, or a row leaves a value it needs empty,
+	// null or out.
 	ErrMissingField = errors.New("missing field")
 	// ErrFieldCount: a CSV record has more or fewer fields than the header.
 	ErrFieldCount = errors.New("wrong number of fields")
 	// ErrWrongType: a JSON value or Parquet column has a type the column
 	// cannot be read from (a number for an id, a nested object, ...).
 	ErrWrongType = errors.New("wrong type")
-	// ErrNotUTF8: a field holds a byte sequence that is not UTF-8.
+	// ErrNotUTF8: a field holds a byte sequence that is not UTF-8, or a JSON
+	// \u escape of a lone UTF-16 surrogate (which stands for no character).
 	ErrNotUTF8 = errors.New("not UTF-8")
 	// ErrBadID: transaction_id, upi_id or merchant_id has a control
 	// character or is longer than MaxIDLen bytes.
@@ -87,6 +90,76 @@ func causef(kind, cause error, format string, args ...any) error {
 	return &reasonError{kind: kind, msg: fmt.Sprintf(format, args...), cause: cause}
 }
 
+// Messages echo what a file holds, and a file can hold a 1 MB value. Every
+// piece of a file (value, column name, JSON key or number, trailing text)
+// goes into a message through quote or clip, and every error text from a
+// library through errText, so that a message stays one short line.
+const (
+	// maxQuoted is how many bytes of a value a message shows, counted as
+	// quoted (a control byte, written \x01, counts 4).
+	maxQuoted = 80
+	// maxErrText is how many bytes of a library's error a message shows;
+	// more than maxQuoted, as the whole of it is usually worth reading.
+	maxErrText = 200
+)
+
+// quote returns s quoted as %q does, cut after about maxQuoted bytes with
+// the full length said: "xxxx"… (1048576 bytes).
+func quote(s string) string {
+	head, cut := elide(s, maxQuoted)
+	return strconv.Quote(head) + cut
+}
+
+// clip is quote without the quotes, for text that reads better bare (a
+// JSON number); control characters and invalid UTF-8 are still escaped.
+func clip(s string) string {
+	head, cut := elide(s, maxQuoted)
+	q := strconv.Quote(head)
+	return q[1:len(q)-1] + cut
+}
+
+// errText renders a library's error for a message: cut after maxErrText
+// bytes, on one line and in UTF-8. It is not escaped like clip, since such
+// errors quote characters themselves (invalid character '"').
+func errText(err error) string {
+	head, cut := elide(err.Error(), maxErrText)
+	head = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(head, "\ufffd"))
+	return head + cut
+}
+
+// elide cuts s after as many runes as fit in n bytes once escaped as %q
+// escapes them (a control byte takes 4), so that even 1 MB of them is a
+// short quote; cut is "" when s is whole, else "… (N bytes)".
+func elide(s string, n int) (head, cut string) {
+	width, i := 0, 0
+	for i < len(s) {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		w := size
+		switch {
+		case r == utf8.RuneError && size == 1:
+			w = len(`\xff`)
+		case r == '"' || r == '\\':
+			w = 2
+		case !strconv.IsPrint(r):
+			w = len(strconv.QuoteRune(r)) - 2 // \x01, \u2028, ...
+		}
+		if width+w > n {
+			break
+		}
+		width += w
+		i += size
+	}
+	if i == len(s) {
+		return s, ""
+	}
+	return s[:i], "… (" + strconv.Itoa(len(s)) + " bytes)"
+}
+
 // Format is a batch file format.
 type Format int
 
@@ -122,9 +195,9 @@ func FormatFromName(name string) (Format, error) {
 	case ".parquet":
 		return FormatParquet, nil
 	case "":
-		return 0, reasonf(ErrUnsupportedFormat, "unsupported format: %q has no extension (want .csv, .jsonl, .ndjson, .json or .parquet)", filepath.Base(name))
+		return 0, reasonf(ErrUnsupportedFormat, "unsupported format: %s has no extension (want .csv, .jsonl, .ndjson, .json or .parquet)", quote(filepath.Base(name)))
 	}
-	return 0, reasonf(ErrUnsupportedFormat, "unsupported format: extension %q (want .csv, .jsonl, .ndjson, .json or .parquet)", ext)
+	return 0, reasonf(ErrUnsupportedFormat, "unsupported format: extension %s (want .csv, .jsonl, .ndjson, .json or .parquet)", quote(ext))
 }
 
 // Op is what an input row asks the MERGE to do.
@@ -228,10 +301,20 @@ func Parse(data []byte, name string, format Format, opts ParseOptions) ([]Input,
 	return nil, &ParseError{File: name, Format: format, Err: reasonf(ErrUnsupportedFormat, "unsupported format %v", format)}
 }
 
-// ParseError says where a batch file is bad: which file, which line (or
-// Parquet row) and which field. Pos 0 means the error is about the file as a
-// whole; Field is "header" for a CSV header and "schema" for a Parquet
-// schema, and empty when no one field is to blame.
+// ParseError is the error for a batch file that is the file's own fault:
+// its name (an unsupported extension), its size (zero bytes) or its content
+// (malformed, a bad column or value). Retrying such a file cannot help, so
+// errors.As(err, &pe) with a *ParseError pe is the one test for "reject the
+// file": every such error from ParseFile, Parse and Merger.IngestFile is or
+// wraps a *ParseError, and no other error is one. Errors that are not the
+// file's fault (it cannot be read, the store fails, the context is
+// cancelled) are never a *ParseError: the file may be tried again.
+//
+// It says where the file is bad: which file, which line (or Parquet row)
+// and which field. Pos 0 means the error is about the file as a whole;
+// Field is "header" for a CSV header and "schema" for a Parquet schema, and
+// empty when no one field is to blame. Its message is one line, quoting at
+// most the first 80 or so bytes of any value from the file.
 type ParseError struct {
 	File   string
 	Format Format
@@ -244,7 +327,13 @@ type ParseError struct {
 // `batch2.csv: line 3: transaction_amount: "12.345" has more than 2 decimals`.
 func (e *ParseError) Error() string {
 	var b strings.Builder
-	b.WriteString(e.File)
+	// A name comes from the file system and may hold any byte but '/' and
+	// NUL; a newline in it would split the message.
+	if strings.ContainsFunc(e.File, func(r rune) bool { return r < 0x20 || r == 0x7f || r == utf8.RuneError }) {
+		b.WriteString(strconv.Quote(e.File))
+	} else {
+		b.WriteString(e.File)
+	}
 	if e.Pos > 0 {
 		if b.Len() > 0 {
 			b.WriteString(": ")
@@ -322,17 +411,37 @@ func (c column) String() string {
 	return "column(" + strconv.Itoa(int(c)) + ")"
 }
 
-// required reports whether a file must have the column; only op may be left out.
-func (c column) required() bool { return c != colOp }
-
-// columnByName looks a column up by its exact name.
+// columnByName looks a column up by name, ignoring surrounding spaces and
+// ASCII case (Transaction_ID). Only ASCII letters fold: Unicode folding
+// would make "tranſaction_id", with a long s, a column too.
 func columnByName(name string) (column, bool) {
+	name = strings.TrimSpace(name)
 	for c := range numColumns {
-		if c.String() == name {
+		if asciiEqualFold(c.String(), name) {
 			return c, true
 		}
 	}
 	return 0, false
+}
+
+// asciiEqualFold reports whether a and b are equal ignoring ASCII case.
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 // allowedColumns lists the column names for error messages.
@@ -340,7 +449,7 @@ const allowedColumns = "transaction_id, upi_id, merchant_id, transaction_amount,
 
 // unknownColumn is the error for a column the raw table does not have.
 func unknownColumn(name string) error {
-	return reasonf(ErrUnknownColumn, "unknown column %q (allowed: %s)", name, allowedColumns)
+	return reasonf(ErrUnknownColumn, "unknown column %s (allowed: %s)", quote(name), allowedColumns)
 }
 
 // columnSet tracks which columns a header, schema or object has named.
@@ -350,20 +459,32 @@ type columnSet [numColumns]bool
 func (s *columnSet) add(name string) (column, error) {
 	c, ok := columnByName(name)
 	if !ok {
-		return 0, unknownColumn(name)
+		return 0, unknownColumn(strings.TrimSpace(name))
 	}
 	if s[c] {
-		return 0, reasonf(ErrDuplicateColumn, "column %q appears more than once", name)
+		return 0, reasonf(ErrDuplicateColumn, "column %s appears more than once", quote(strings.TrimSpace(name)))
 	}
 	s[c] = true
 	return c, nil
 }
 
-// missing returns the error for the first required column not in s, or nil.
+// missing returns the error for the first column of a header or schema s
+// that some row is sure to need, or nil. Every row needs transaction_id and
+// transaction_time. Without an op column every row is an upsert, which
+// needs all six; with one, a file of deletes may leave the other four out,
+// and a row that needs one of them is refused by rawRow.input.
 func (s *columnSet) missing() error {
-	for c := range numColumns {
-		if c.required() && !s[c] {
-			return reasonf(ErrMissingField, "missing column %q", c.String())
+	for _, c := range []column{colTransactionID, colTime} {
+		if !s[c] {
+			return reasonf(ErrMissingField, "missing column %q (every row needs it)", c.String())
+		}
+	}
+	if s[colOp] {
+		return nil
+	}
+	for c := range colOp {
+		if !s[c] {
+			return reasonf(ErrMissingField, "missing column %q (without an op column every row is an upsert, which needs it)", c.String())
 		}
 	}
 	return nil
@@ -409,7 +530,10 @@ type fieldError struct {
 // input validates r and builds the Input it stands for. A delete needs only
 // transaction_id and transaction_time (the time orders the delete among the
 // transaction's other rows); everything else it carries must still be valid.
-func (r *rawRow) input(pos int, loc *time.Location) (Input, *fieldError) {
+// cols is the header's or schema's columns, so that a value an upsert needs
+// and the file has no column for is reported as such; nil for JSON Lines,
+// where each object has its own keys.
+func (r *rawRow) input(pos int, loc *time.Location, cols *columnSet) (Input, *fieldError) {
 	// Check every text value for UTF-8 first, so a bad byte is reported as
 	// such and not as, say, an unknown status.
 	for c := range numColumns {
@@ -424,7 +548,7 @@ func (r *rawRow) input(pos int, loc *time.Location) (Input, *fieldError) {
 		case strings.EqualFold(v, "delete"):
 			in.Op = OpDelete
 		default:
-			return Input{}, &fieldError{colOp, reasonf(ErrBadOp, "%q is not an op (want upsert or delete)", v)}
+			return Input{}, &fieldError{colOp, reasonf(ErrBadOp, "%s is not an op (want upsert or delete)", quote(v))}
 		}
 	}
 	for c := range colOp {
@@ -434,6 +558,8 @@ func (r *rawRow) input(pos int, loc *time.Location) (Input, *fieldError) {
 		switch {
 		case c == colTransactionID || c == colTime:
 			return Input{}, &fieldError{c, reasonf(ErrMissingField, "missing or empty; every row needs one")}
+		case in.Op == OpUpsert && cols != nil && !cols[c]:
+			return Input{}, &fieldError{c, reasonf(ErrMissingField, "the file has no such column; only a delete row (op=delete) may leave it out")}
 		case in.Op == OpUpsert:
 			return Input{}, &fieldError{c, reasonf(ErrMissingField, "missing or empty; only a delete row (op=delete) may leave it out")}
 		}
@@ -484,7 +610,7 @@ func (r *rawRow) id(c column) (string, error) {
 	}
 	for i := 0; i < len(v); i++ {
 		if b := v[i]; b < 0x20 || b == 0x7f {
-			return "", reasonf(ErrBadID, "%q has a control character at byte %d", v, i)
+			return "", reasonf(ErrBadID, "%s has a control character at byte %d", quote(v), i)
 		}
 	}
 	return v, nil
@@ -495,7 +621,7 @@ func parseStatus(v string) (Status, error) {
 	if s, ok := ParseStatus(strings.ToLower(v)); ok {
 		return s, nil
 	}
-	return StatusInvalid, reasonf(ErrBadStatus, "%q is not a status (want initiated, completed, failed or refunded)", v)
+	return StatusInvalid, reasonf(ErrBadStatus, "%s is not a status (want initiated, completed, failed or refunded)", quote(v))
 }
 
 // notUTF8 describes where s stops being UTF-8 without echoing the bad bytes

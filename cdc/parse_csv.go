@@ -41,8 +41,11 @@ func parseCSV(data []byte, name string, loc *time.Location) ([]Input, error) {
 		if !utf8.ValidString(h) {
 			return fail(headerLine, "header", notUTF8(h))
 		}
-		c, err := cols.add(strings.TrimSpace(h))
+		c, err := cols.add(h)
 		if err != nil {
+			if semicolonSeparated(h) {
+				err = reasonf(ErrUnknownColumn, "unknown column %s (the header looks ;-separated; upicdc reads comma-separated CSV)", quote(strings.TrimSpace(h)))
+			}
 			return fail(headerLine, "header", err)
 		}
 		order[i] = c
@@ -70,12 +73,26 @@ func parseCSV(data []byte, name string, loc *time.Location) ([]Input, error) {
 		for i, v := range record {
 			raw.set(order[i], v)
 		}
-		in, ferr := raw.input(line, loc)
+		in, ferr := raw.input(line, loc, &cols)
 		if ferr != nil {
 			return fail(line, ferr.col.String(), ferr.err)
 		}
 		rows = append(rows, in)
 	}
+}
+
+// semicolonSeparated reports whether an unknown header name is really
+// several column names joined by ';', as Excel writes CSV where ',' is the
+// decimal separator.
+func semicolonSeparated(name string) bool {
+	parts := strings.Split(name, ";")
+	known := 0
+	for _, p := range parts {
+		if _, ok := columnByName(p); ok {
+			known++
+		}
+	}
+	return known >= 2
 }
 
 // csvErrorLine returns the line the record with a *csv.ParseError starts
@@ -94,10 +111,10 @@ func csvErrorLine(err error, def int) int {
 func csvError(err error) error {
 	var pe *csv.ParseError
 	if !errors.As(err, &pe) {
-		return causef(ErrMalformed, err, "invalid CSV: %v", err)
+		return causef(ErrMalformed, err, "invalid CSV: %s", errText(err))
 	}
 	if pe.Line != pe.StartLine {
-		return causef(ErrMalformed, err, "invalid CSV in the record ending at line %d, column %d: %v", pe.Line, pe.Column, pe.Err)
+		return causef(ErrMalformed, err, "invalid CSV in the record ending at line %d, column %d: %s", pe.Line, pe.Column, errText(pe.Err))
 	}
-	return causef(ErrMalformed, err, "invalid CSV at column %d: %v", pe.Column, pe.Err)
+	return causef(ErrMalformed, err, "invalid CSV at column %d: %s", pe.Column, errText(pe.Err))
 }

@@ -1,6 +1,7 @@
 package cdc_test
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 	"testing"
@@ -27,6 +28,9 @@ func checkParsed(t *testing.T, rows []cdc.Input, err error) {
 		}
 		if pe.Err == nil || pe.Error() == "" {
 			t.Fatalf("ParseError without a cause: %#v", pe)
+		}
+		if msg := pe.Error(); len(msg) > maxMessage || strings.ContainsAny(msg, "\n\r") {
+			t.Fatalf("message of %d bytes (at most %d, one line): %q", len(msg), maxMessage, msg)
 		}
 		return
 	}
@@ -73,6 +77,8 @@ func FuzzParseCSV(f *testing.F) {
 		header + "\nT001,upi1@bank,M001,12.345,2024-12-21 10:00:00,initiated\n",
 		header + "\n\"T001,upi1@bank\n",
 		header + "\nT\xff,u,m,1,2024-12-21 10:00:00,failed\n",
+		"Transaction_ID ,transaction_time,OP\nT1,2024-12-21 10:00:00,delete\nT2,2024-12-21 10:00:00,\n",
+		"transaction_id;upi_id;merchant_id\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -93,12 +99,23 @@ func FuzzParseJSONL(f *testing.F) {
 		`{"transaction_id":"\ud800\u0000"} x`,
 		"[1]\nnull\n{\"a\":{\"b\":[]}}",
 		"{\"transaction_id\":\"T\xff\"}",
+		`{"transaction_id":"T\ud83d\ude00\\ud800","upi_id":"\uD800x","merchant_id":"\"\\\u00e9"}`,
+		`{"Transaction_ID ":"T1","OP":"delete","transaction_time":"2024-12-21 10:00:00"}`,
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		rows, err := cdc.Parse(data, "f.jsonl", cdc.FormatJSONL, cdc.ParseOptions{})
 		checkParsed(t, rows, err)
+		// encoding/json writes U+FFFD for a lone surrogate escape; a value
+		// may hold U+FFFD only if the file spelled one.
+		spelled := bytes.Contains(data, []byte("\ufffd")) || bytes.Contains(bytes.ToLower(data), []byte(`\ufffd`))
+		for _, in := range rows {
+			r := in.Row
+			if !spelled && strings.ContainsRune(r.TransactionID+r.UPIID+r.MerchantID, utf8.RuneError) {
+				t.Fatalf("row %+v has U+FFFD that the file does not hold", r)
+			}
+		}
 	})
 }
 

@@ -40,7 +40,7 @@ func parseParquet(data []byte, name string, loc *time.Location) (rows []Input, e
 	// rejected file, never a crashed daemon, so the panic becomes an error.
 	defer func() {
 		if p := recover(); p != nil {
-			rows, err = fail(0, "", reasonf(ErrMalformed, "corrupt Parquet file: %v", p))
+			rows, err = fail(0, "", reasonf(ErrMalformed, "corrupt Parquet file: %s", errText(fmt.Errorf("%v", p))))
 		}
 	}()
 
@@ -52,9 +52,9 @@ func parseParquet(data []byte, name string, loc *time.Location) (rows []Input, e
 	f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)),
 		parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
 	if err != nil {
-		return fail(0, "", causef(ErrMalformed, err, "not a readable Parquet file: %v", err))
+		return fail(0, "", causef(ErrMalformed, err, "not a readable Parquet file: %s", errText(err)))
 	}
-	decoders, err := parquetDecoders(f.Schema(), loc)
+	decoders, cols, err := parquetDecoders(f.Schema(), loc)
 	if err != nil {
 		return fail(0, "schema", err)
 	}
@@ -65,12 +65,19 @@ func parseParquet(data []byte, name string, loc *time.Location) (rows []Input, e
 	rows = make([]Input, 0, rowsHint(f.NumRows()))
 	pos := 0
 	for i, rg := range f.RowGroups() {
+		if rg.NumRows() == 0 {
+			// pyarrow writes an empty table as one row group of no rows
+			// whose column chunks have no pages, and parquet-go fails to
+			// seek into them. checkParquetPages has checked that the
+			// chunks claim no values, so there is nothing to read.
+			continue
+		}
 		var ferr *ParseError
-		rows, pos, ferr = readRowGroup(rg, rows, pos, decoders, loc)
+		rows, pos, ferr = readRowGroup(rg, rows, pos, decoders, cols, loc)
 		if ferr != nil {
 			ferr.File = name
 			if errors.Is(ferr.Err, ErrMalformed) && ferr.Pos == 0 {
-				ferr.Err = causef(ErrMalformed, ferr.Err, "row group %d: %v", i, ferr.Err)
+				ferr.Err = causef(ErrMalformed, ferr.Err, "row group %d: %s", i, ferr.Err.Error())
 			}
 			return nil, ferr
 		}
@@ -121,7 +128,7 @@ func checkParquetPages(md *format.FileMetaData, data []byte) error {
 		}
 		for j, cc := range rg.Columns {
 			if cc.FilePath != "" {
-				return bad(i, j, "column data in another file (%q) is not supported", cc.FilePath)
+				return bad(i, j, "column data in another file (%s) is not supported", quote(cc.FilePath))
 			}
 			m := cc.MetaData
 			// The top-level, non-repeated columns parquetDecoders allows
@@ -141,7 +148,7 @@ func checkParquetPages(md *format.FileMetaData, data []byte) error {
 				var h format.PageHeader
 				r := protocol.NewReaderFromBytes(chunk[off:])
 				if err := thrift.NewDecoder(r).Decode(&h); err != nil {
-					return causef(ErrMalformed, err, "corrupt Parquet file: row group %d, column %d: page header at %d: %v", i, j, start+int64(off), err)
+					return causef(ErrMalformed, err, "corrupt Parquet file: row group %d, column %d: page header at %d: %s", i, j, start+int64(off), errText(err))
 				}
 				off += r.BytesRead()
 				var values int64
@@ -174,7 +181,7 @@ func checkParquetPages(md *format.FileMetaData, data []byte) error {
 
 // readRowGroup appends rg's rows to rows; pos is the number of rows before
 // rg. It closes rg's row reader whatever happens.
-func readRowGroup(rg parquet.RowGroup, rows []Input, pos int, decoders []parquetDecoder, loc *time.Location) ([]Input, int, *ParseError) {
+func readRowGroup(rg parquet.RowGroup, rows []Input, pos int, decoders []parquetDecoder, cols *columnSet, loc *time.Location) ([]Input, int, *ParseError) {
 	rr := rg.Rows()
 	defer rr.Close()
 	buf := make([]parquet.Row, 128)
@@ -196,7 +203,7 @@ func readRowGroup(rg parquet.RowGroup, rows []Input, pos int, decoders []parquet
 					return nil, pos, &ParseError{Format: FormatParquet, Pos: pos, Field: d.col.String(), Err: err}
 				}
 			}
-			in, ferr := raw.input(pos, loc)
+			in, ferr := raw.input(pos, loc, cols)
 			if ferr != nil {
 				return nil, pos, &ParseError{Format: FormatParquet, Pos: pos, Field: ferr.col.String(), Err: ferr.err}
 			}
@@ -206,7 +213,7 @@ func readRowGroup(rg parquet.RowGroup, rows []Input, pos int, decoders []parquet
 			return rows, pos, nil
 		}
 		if err != nil {
-			return nil, pos, &ParseError{Format: FormatParquet, Err: causef(ErrMalformed, err, "reading rows: %v", err)}
+			return nil, pos, &ParseError{Format: FormatParquet, Err: causef(ErrMalformed, err, "reading rows: %s", errText(err))}
 		}
 		if n == 0 {
 			// A reader that returns neither rows nor an error would loop
@@ -217,38 +224,38 @@ func readRowGroup(rg parquet.RowGroup, rows []Input, pos int, decoders []parquet
 }
 
 // parquetDecoders checks the schema and returns a decoder per leaf column
-// index. Only top-level primitive columns are allowed: the raw table is
-// flat, and a nested column is more likely the wrong file than data to
-// flatten.
-func parquetDecoders(schema *parquet.Schema, loc *time.Location) ([]parquetDecoder, error) {
+// index, and the columns the schema has. Only top-level primitive columns
+// are allowed: the raw table is flat, and a nested column is more likely
+// the wrong file than data to flatten.
+func parquetDecoders(schema *parquet.Schema, loc *time.Location) ([]parquetDecoder, *columnSet, error) {
 	decoders := make([]parquetDecoder, len(schema.Columns()))
 	var seen columnSet
 	for _, field := range schema.Fields() {
 		name := field.Name()
 		c, err := seen.add(name)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if !field.Leaf() {
-			return nil, reasonf(ErrWrongType, "column %q is a group (struct, list or map); want a top-level primitive column", name)
+			return nil, nil, reasonf(ErrWrongType, "column %s is a group (struct, list or map); want a top-level primitive column", quote(name))
 		}
 		if field.Repeated() {
-			return nil, reasonf(ErrWrongType, "column %q is repeated; want a single value per row", name)
+			return nil, nil, reasonf(ErrWrongType, "column %s is repeated; want a single value per row", quote(name))
 		}
 		leaf, ok := schema.Lookup(name)
 		if !ok || leaf.ColumnIndex < 0 || leaf.ColumnIndex >= len(decoders) {
-			return nil, reasonf(ErrMalformed, "column %q has no leaf column", name)
+			return nil, nil, reasonf(ErrMalformed, "column %s has no leaf column", quote(name))
 		}
 		decode, err := parquetDecoderFor(c, field.Type(), loc)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		decoders[leaf.ColumnIndex] = parquetDecoder{col: c, decode: decode}
 	}
 	if err := seen.missing(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return decoders, nil
+	return decoders, &seen, nil
 }
 
 // parquetDecoderFor picks how column c is read from a column of type t.

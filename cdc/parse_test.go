@@ -264,7 +264,16 @@ func TestParseDeleteRows(t *testing.T) {
 	}
 }
 
-func TestParseBadFiles(t *testing.T) {
+// badFile is a batch file Parse must refuse, with the error it must give.
+type badFile struct {
+	name     string // the file name, which picks the format
+	content  string
+	sentinel error
+	want     string
+}
+
+// badFiles returns the refused CSV, JSON Lines and file-name cases.
+func badFiles() []badFile {
 	const (
 		header  = "transaction_id,upi_id,merchant_id,transaction_amount,transaction_time,transaction_status\n"
 		good    = "T001,upi1@bank,M001,500.0,2024-12-21 10:00:00,initiated\n"
@@ -300,12 +309,7 @@ func TestParseBadFiles(t *testing.T) {
 		}
 		return "{" + strings.Join(parts, ",") + "}\n"
 	}
-	tests := []struct {
-		name     string // the file name, which picks the format
-		content  string
-		sentinel error
-		want     string
-	}{
+	return []badFile{
 		// CSV
 		{"batch2.csv", header + good + "T002,upi2@bank,M002,12.345,2024-12-21 10:05:00,initiated\n", cdc.ErrBadAmount,
 			`batch2.csv: line 3: transaction_amount: "12.345" has more than 2 decimals`},
@@ -316,7 +320,7 @@ func TestParseBadFiles(t *testing.T) {
 		{"b.csv", header + good + good + "T002,upi2@bank,M002,5,2024-12-21 10:05:00,complete\n", cdc.ErrBadStatus,
 			`b.csv: line 4: transaction_status: "complete" is not a status ` + statuss},
 		{"b.csv", "transaction_id,merchant_id,transaction_amount,transaction_time,transaction_status\nT1,M1,5,2024-12-21 10:05:00,failed\n", cdc.ErrMissingField,
-			`b.csv: line 1: header: missing column "upi_id"`},
+			`b.csv: line 1: header: missing column "upi_id" (without an op column every row is an upsert, which needs it)`},
 		{"b.csv", header + "T002,upi2@bank,M002,5,2024-12-21 25:00:00,failed\n", cdc.ErrBadTime,
 			`b.csv: line 2: transaction_time: "2024-12-21 25:00:00" is not a valid date and time ` + layouts},
 		{"b.csv", header + "T002,upi2@bank,M002,5,21/12/2024,failed\n", cdc.ErrBadTime,
@@ -335,8 +339,8 @@ func TestParseBadFiles(t *testing.T) {
 			`b.csv: line 1: header: unknown column "amount" ` + allowed},
 		{"b.csv", strings.TrimSuffix(header, "\n") + ",\n", cdc.ErrUnknownColumn,
 			`b.csv: line 1: header: unknown column "" ` + allowed},
-		{"b.csv", "Transaction_ID" + strings.TrimPrefix(header, "transaction_id"), cdc.ErrUnknownColumn,
-			`b.csv: line 1: header: unknown column "Transaction_ID" ` + allowed},
+		{"b.csv", "Transaction_IDs" + strings.TrimPrefix(header, "transaction_id"), cdc.ErrUnknownColumn,
+			`b.csv: line 1: header: unknown column "Transaction_IDs" ` + allowed},
 		{"b.csv", strings.TrimSuffix(header, "\n") + ", upi_id\n", cdc.ErrDuplicateColumn,
 			`b.csv: line 1: header: column "upi_id" appears more than once`},
 		{"b.csv", header + good + "T002,upi2@bank,M002,5,2024-12-21 10:05:00\n", cdc.ErrFieldCount,
@@ -400,7 +404,7 @@ func TestParseBadFiles(t *testing.T) {
 		{"b.jsonl", jgood[:len(jgood)-1] + " x\n", cdc.ErrMalformed,
 			`b.jsonl: line 1: unexpected text "x" after the JSON object (one object per line)`},
 		{"b.jsonl", jgood[:len(jgood)-1] + jgood, cdc.ErrMalformed,
-			`b.jsonl: line 1: unexpected text "{\"transaction_id\":\"T…" after the JSON object (one object per line)`},
+			`b.jsonl: line 1: unexpected text "{\"transaction_id\":\"T001\",\"upi_id\":\"upi1@bank\",\"merchant_id\":\"M001\","… (168 bytes) after the JSON object (one object per line)`},
 		{"b.jsonl", jgood[:40] + "\n", cdc.ErrMalformed,
 			`b.jsonl: line 1: invalid JSON: the object is cut short (one whole object per line)`},
 		{"b.jsonl", `{"transaction_id" "T1"}`, cdc.ErrMalformed,
@@ -434,7 +438,10 @@ func TestParseBadFiles(t *testing.T) {
 		{"batch", header + good, cdc.ErrUnsupportedFormat,
 			`batch: unsupported format: "batch" has no extension (want .csv, .jsonl, .ndjson, .json or .parquet)`},
 	}
-	for _, tc := range tests {
+}
+
+func TestParseBadFiles(t *testing.T) {
+	for _, tc := range badFiles() {
 		t.Run(tc.name+"/"+tc.want, func(t *testing.T) {
 			b, err := cdc.ParseFile(writeBatchFile(t, tc.name, []byte(tc.content)), cdc.ParseOptions{})
 			if b != nil {
@@ -513,6 +520,7 @@ func TestParseErrorRendering(t *testing.T) {
 		{cdc.ParseError{File: "b.jsonl", Format: cdc.FormatJSONL, Pos: 2, Err: cdc.ErrMalformed}, "b.jsonl: line 2: malformed file"},
 		{cdc.ParseError{Pos: 2, Err: cdc.ErrMalformed}, "line 2: malformed file"},
 		{cdc.ParseError{File: "b.csv"}, "b.csv: invalid batch file"},
+		{cdc.ParseError{File: "a\nb\xff.csv", Format: cdc.FormatCSV, Pos: 2, Err: cdc.ErrMalformed}, `"a\nb\xff.csv": line 2: malformed file`},
 	} {
 		if got := tc.err.Error(); got != tc.want {
 			t.Errorf("got %q, want %q", got, tc.want)
@@ -874,7 +882,17 @@ func TestParseParquetRowGroups(t *testing.T) {
 		`g.parquet: row 7: transaction_status: "settled" is not a status (want initiated, completed, failed or refunded)`)
 }
 
-func TestParseParquetBadFiles(t *testing.T) {
+// badParquet is a Parquet file Parse must refuse, written from cols.
+type badParquet struct {
+	name     string
+	cols     []pqColumn
+	sentinel error
+	want     string
+}
+
+// badParquetFiles returns the refused Parquet cases; every file is called
+// b.parquet.
+func badParquetFiles(t testing.TB) []badParquet {
 	seed := seedBatches(t)[0]
 	tm := seed[1].Row.TimeUTC()
 	micros := pqColumn{"transaction_time", parquet.Timestamp(parquet.Microsecond), []parquet.Value{
@@ -908,12 +926,7 @@ func TestParseParquetBadFiles(t *testing.T) {
 		allowed = "(allowed: transaction_id, upi_id, merchant_id, transaction_amount, transaction_time, transaction_status and optional op)"
 		amtWant = "want DECIMAL (scale 2), INT32/INT64 (whole rupees), DOUBLE/FLOAT or a string"
 	)
-	tests := []struct {
-		name     string
-		cols     []pqColumn
-		sentinel error
-		want     string
-	}{
+	return []badParquet{
 		{"double with 3 decimals", seedParquetColumns(double(500, 0.123, 1), micros), cdc.ErrBadAmount,
 			`b.parquet: row 2: transaction_amount: "0.123" has more than 2 decimals`},
 		{"double that is not exact", seedParquetColumns(double(500, tenth+2*tenth, 1), micros), cdc.ErrBadAmount,
@@ -955,7 +968,7 @@ func TestParseParquetBadFiles(t *testing.T) {
 		{"bad op", append(slices.Clone(base), pqColumn{"op", parquet.String(), pqStrs("upsert", "delete", "merge")}), cdc.ErrBadOp,
 			`b.parquet: row 3: op: "merge" is not an op (want upsert or delete)`},
 		{"missing column", replace(base, "upi_id", nil), cdc.ErrMissingField,
-			`b.parquet: schema: missing column "upi_id"`},
+			`b.parquet: schema: missing column "upi_id" (without an op column every row is an upsert, which needs it)`},
 		{"unknown column", replace(base, "amount", parquet.Leaf(parquet.DoubleType), parquet.DoubleValue(1), parquet.DoubleValue(1), parquet.DoubleValue(1)), cdc.ErrUnknownColumn,
 			`b.parquet: schema: unknown column "amount" ` + allowed},
 		{"INT64 id", replace(base, "transaction_id", parquet.Leaf(parquet.Int64Type),
@@ -975,7 +988,10 @@ func TestParseParquetBadFiles(t *testing.T) {
 		{"repeated column", replace(base, "upi_id", parquet.Repeated(parquet.String()), pqStr("a"), pqStr("b"), pqStr("c")), cdc.ErrWrongType,
 			`b.parquet: schema: column "upi_id" is repeated; want a single value per row`},
 	}
-	for _, tc := range tests {
+}
+
+func TestParseParquetBadFiles(t *testing.T) {
+	for _, tc := range badParquetFiles(t) {
 		t.Run(tc.name, func(t *testing.T) {
 			path := writeBatchFile(t, "b.parquet", writeParquet(t, tc.cols, 0))
 			b, err := cdc.ParseFile(path, cdc.ParseOptions{})
@@ -1002,13 +1018,22 @@ func TestParseParquetBadFiles(t *testing.T) {
 			`n.parquet: schema: column "upi_id" is a group (struct, list or map); want a top-level primitive column`)
 	})
 	t.Run("truncated file", func(t *testing.T) {
-		data := writeParquet(t, base, 0)
-		_, err := cdc.Parse(data[:len(data)/2], "t.parquet", cdc.FormatParquet, cdc.ParseOptions{})
+		data := truncatedParquet(t)
+		_, err := cdc.Parse(data, "t.parquet", cdc.FormatParquet, cdc.ParseOptions{})
 		var pe *cdc.ParseError
 		if !errors.As(err, &pe) || !errors.Is(err, cdc.ErrMalformed) || pe.File != "t.parquet" {
 			t.Errorf("error %v, want a *ParseError for t.parquet matching ErrMalformed", err)
 		}
 	})
+}
+
+// truncatedParquet returns the first half of a good Parquet file.
+func truncatedParquet(t testing.TB) []byte {
+	tm := parquet.Int64Value(0)
+	data := writeParquet(t, seedParquetColumns(
+		pqColumn{"transaction_amount", parquet.Leaf(parquet.DoubleType), []parquet.Value{parquet.DoubleValue(1), parquet.DoubleValue(1), parquet.DoubleValue(1)}},
+		pqColumn{"transaction_time", parquet.Timestamp(parquet.Microsecond), []parquet.Value{tm, tm, tm}}), 0)
+	return data[:len(data)/2]
 }
 
 // nanValue returns a NaN without a constant expression (which Go forbids).

@@ -17,27 +17,28 @@ const maxAmountIntDigits = 16
 // trimmed. It works on the digits alone, never through a float, so every
 // accepted input is represented exactly. Errors wrap ErrBadAmount and say
 // why: empty, negative, more than 2 decimals, anything but ASCII digits and
-// one '.', or more than 16 integer digits (beyond decimal(18,2)).
+// one '.', or more than 16 integer digits (beyond decimal(18,2)), quoting
+// (the start of) the input.
 func ParseAmount(s string) (store.Paise, error) {
 	t := strings.TrimSpace(s)
 	switch {
 	case t == "":
 		return 0, reasonf(ErrBadAmount, "empty amount")
 	case t[0] == '-':
-		return 0, reasonf(ErrBadAmount, "%q is negative", s)
+		return 0, reasonf(ErrBadAmount, "%s is negative", quote(s))
 	case t == ".":
-		return 0, reasonf(ErrBadAmount, "%q has no digits", s)
+		return 0, reasonf(ErrBadAmount, "%s has no digits", quote(s))
 	}
 	intPart, fracPart, _ := strings.Cut(t, ".")
 	if !allDigits(intPart) || !allDigits(fracPart) {
-		return 0, reasonf(ErrBadAmount, "%q is not a plain decimal number (only digits and one '.'; no sign, exponent, NaN or Inf)", s)
+		return 0, reasonf(ErrBadAmount, "%s is not a plain decimal number (only digits and one '.'; no sign, exponent, NaN or Inf)", quote(s))
 	}
 	if len(fracPart) > 2 {
-		return 0, reasonf(ErrBadAmount, "%q has more than 2 decimals", s)
+		return 0, reasonf(ErrBadAmount, "%s has more than 2 decimals", quote(s))
 	}
 	intPart = strings.TrimLeft(intPart, "0")
 	if len(intPart) > maxAmountIntDigits {
-		return 0, reasonf(ErrBadAmount, "%q is too large (more than %d integer digits does not fit decimal(18,2))", s, maxAmountIntDigits)
+		return 0, reasonf(ErrBadAmount, "%s is too large (more than %d integer digits does not fit decimal(18,2))", quote(s), maxAmountIntDigits)
 	}
 	var p store.Paise
 	for i := 0; i < len(intPart); i++ {
@@ -84,14 +85,14 @@ const (
 // otherwise collapse into one and change how rows of a transaction order.
 // A wall-clock time that loc skips or repeats at a daylight-saving change
 // resolves the way time.Date resolves it. Errors wrap ErrBadTime and quote
-// the input.
+// (the start of) the input.
 func ParseTime(s string, loc *time.Location) (int64, error) {
 	if loc == nil {
 		loc = time.UTC
 	}
 	t := strings.TrimSpace(s)
 	bad := func(why string) (int64, error) {
-		return 0, reasonf(ErrBadTime, "%q %s (want 2006-01-02 15:04:05, 2006-01-02T15:04:05 or RFC 3339 with a zone)", s, why)
+		return 0, reasonf(ErrBadTime, "%s %s (want 2006-01-02 15:04:05, 2006-01-02T15:04:05 or RFC 3339 with a zone)", quote(s), why)
 	}
 	// The fixed part: "2006-01-02T15:04:05" is 19 bytes.
 	if len(t) < 19 || t[4] != '-' || t[7] != '-' || t[13] != ':' || t[16] != ':' ||

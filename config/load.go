@@ -42,9 +42,86 @@ type LoadOptions struct {
 	Flags *pflag.FlagSet
 	// FlagKeys maps a flag name to the key it sets, e.g. "data-dir" -> "data_dir".
 	FlagKeys map[string]string
-	// LookupEnv reads the environment; nil means os.LookupEnv. Variables
-	// that are set but empty count as unset.
+	// LookupEnv reads the environment. Variables that are set but empty
+	// count as unset.
 	LookupEnv func(string) (string, bool)
+	// Environ is the environment as KEY=VALUE entries (as os.Environ returns
+	// it). Every non-empty UPICDC_* variable in it must be a configuration
+	// variable (EnvVar of a key), EnvConfigFile or one of NonConfigEnvVars:
+	// others are refused like unknown file keys. When LookupEnv is nil,
+	// values are read from Environ. With both nil, the process environment
+	// is used for both; with only LookupEnv set (a lookup cannot be listed),
+	// unknown variables are not checked.
+	Environ []string
+}
+
+// NonConfigEnvVars returns the UPICDC_* variables that are not
+// configuration and that Load therefore accepts without reading them: the
+// switches of upicdc's own test suite and benchmarks, which a developer may
+// have exported in the shell that also runs upicdc.
+func NonConfigEnvVars() []string {
+	return []string{
+		"UPICDC_BENCH_10M",           // cdc, cdc/delta: 10M-row benchmarks
+		"UPICDC_SERVE_LATENCY",       // cmd/upicdc: TestServeLatency
+		"UPICDC_SERVE_LATENCY_FILES", // its file count
+		"UPICDC_SERVE_LATENCY_ROWS",  // its rows per file
+		"UPICDC_INTEROP_VENV",        // cdc/delta: the interop test's venv
+		"UPICDC_TEST_CRASH_DIR",      // agg: crash test child
+		"UPICDC_TEST_CRASH_STEP",
+		"UPICDC_TEST_CRASH_BATCH",
+		"UPICDC_TEST_MERGE_DIR", // cdc: crash test child
+		"UPICDC_TEST_MERGE_FILE",
+	}
+}
+
+// envPrefix starts every variable upicdc reads.
+const envPrefix = "UPICDC_"
+
+// lookupIn returns a LookupEnv over KEY=VALUE entries; a later entry wins,
+// as in os/exec.
+func lookupIn(environ []string) func(string) (string, bool) {
+	return func(name string) (string, bool) {
+		for i := len(environ) - 1; i >= 0; i-- {
+			if k, v, ok := strings.Cut(environ[i], "="); ok && k == name {
+				return v, true
+			}
+		}
+		return "", false
+	}
+}
+
+// checkEnv returns an error for each non-empty UPICDC_* variable in environ
+// that upicdc does not read, sorted by name, with a suggestion when a
+// configuration variable is close enough to be the intended one.
+func checkEnv(environ []string, ls []leaf) error {
+	var vars []string
+	for _, l := range ls {
+		vars = append(vars, EnvVar(l.key))
+	}
+	known := append(append([]string{EnvConfigFile}, vars...), NonConfigEnvVars()...)
+	var unknown []string
+	for _, kv := range environ {
+		name, val, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, envPrefix) && val != "" && !slices.Contains(known, name) && !slices.Contains(unknown, name) {
+			unknown = append(unknown, name)
+		}
+	}
+	slices.Sort(unknown)
+	var errs []error
+	for _, name := range unknown {
+		err := ErrUnknownKey
+		best, bestDist := "", max(2, len(name)/5)+1
+		for _, c := range append([]string{EnvConfigFile}, vars...) {
+			if d := editDistance(name, c); d < bestDist {
+				best, bestDist = c, d
+			}
+		}
+		if best != "" {
+			err = fmt.Errorf("%w (did you mean %s?)", ErrUnknownKey, best)
+		}
+		errs = append(errs, fmt.Errorf("config: environment variable %s: %w", name, err))
+	}
+	return errors.Join(errs...)
 }
 
 // Load merges defaults, the config file, UPICDC_* environment variables and
@@ -53,11 +130,17 @@ type LoadOptions struct {
 // prefixed "config FILE:", others end with "(from environment variable X)" or
 // "(from flag --x)".
 func Load(opts LoadOptions) (Config, error) {
-	lookup := opts.LookupEnv
-	if lookup == nil {
-		lookup = os.LookupEnv
+	lookup, environ := opts.LookupEnv, opts.Environ
+	switch {
+	case lookup == nil && environ == nil:
+		lookup, environ = os.LookupEnv, os.Environ()
+	case lookup == nil:
+		lookup = lookupIn(environ)
 	}
 	ls := leaves()
+	if err := checkEnv(environ, ls); err != nil {
+		return Config{}, err
+	}
 	known := make(map[string]leaf, len(ls))
 	for _, l := range ls {
 		known[l.key] = l

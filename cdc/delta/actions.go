@@ -82,13 +82,23 @@ type CommitInfo struct {
 	Timestamp           *int64          `json:"timestamp,omitempty"`
 	InCommitTimestamp   *int64          `json:"inCommitTimestamp,omitempty"`
 	Operation           string          `json:"operation,omitempty"`
+	EngineInfo          string          `json:"engineInfo,omitempty"`    // Spark: "Apache-Spark/4.0.0 Delta-Lake/4.0.1"
+	ClientVersion       string          `json:"clientVersion,omitempty"` // delta-rs: "delta-rs.0.25.0"
 	OperationParameters map[string]any  `json:"operationParameters,omitempty"`
 	OperationMetrics    map[string]any  `json:"operationMetrics,omitempty"`
 	Raw                 json.RawMessage `json:"-"`
 }
 
+// Sidecar is a V2 checkpoint's sidecar action: a Parquet file under
+// _delta_log/_sidecars/ holding some of the checkpoint's add and remove actions.
+type Sidecar struct {
+	Path        string `json:"path"`
+	SizeInBytes int64  `json:"sizeInBytes"`
+}
+
 // action is one line of a commit file or one row of a checkpoint.
 type action struct {
+	Sidecar    *Sidecar    `json:"sidecar,omitempty"`
 	Txn        *Txn        `json:"txn,omitempty"`
 	Add        *AddFile    `json:"add,omitempty"`
 	Remove     *RemoveFile `json:"remove,omitempty"`

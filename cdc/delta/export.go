@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/parquet-go/parquet-go"
@@ -237,6 +238,9 @@ func (e *exporter[R, C]) resume(ctx context.Context, latest int64) (int64, error
 	if l.latest < 0 {
 		return 0, nil // a crash before version 0's commit
 	}
+	if err := foreignCommits(t, l); err != nil {
+		return 0, err
+	}
 	s, err := t.snapshot(l, l.latest)
 	if err != nil {
 		return 0, err
@@ -249,8 +253,8 @@ func (e *exporter[R, C]) resume(ctx context.Context, latest int64) (int64, error
 		return 0, fmt.Errorf("%w: %s is at version %d, which the store does not have: %v", ErrNotOurTable, e.dir, s.Version, err)
 	}
 	if ci.Timestamp != s.Timestamp {
-		return 0, fmt.Errorf("%w: %s version %d was committed at %d, the store's at %d (export into an empty directory)",
-			ErrNotOurTable, e.dir, s.Version, s.Timestamp, ci.Timestamp)
+		return 0, fmt.Errorf("%w: %s version %d was committed at %s, the store's at %s (export into an empty directory)",
+			ErrNotOurTable, e.dir, s.Version, rfc3339(s.Timestamp), rfc3339(ci.Timestamp))
 	}
 	e.meta, e.proto, e.txns, e.tombs = s.Metadata, s.Protocol, s.Txns, s.Tombstones
 	for _, a := range s.Files {
@@ -267,6 +271,69 @@ func (e *exporter[R, C]) resume(ctx context.Context, latest int64) (int64, error
 		}
 	}
 	return s.Version + 1, nil
+}
+
+// engineInfo is what this package writes as commitInfo.engineInfo.
+const engineInfo = "upicdc"
+
+// foreignCommits refuses an export directory whose newest commits another
+// writer made (Spark's VACUUM START/END, OPTIMIZE, any other writer): the
+// export only ever appends the store's versions, as their own Delta
+// versions, so it cannot continue after them.
+func foreignCommits(t *Table, l *logListing) error {
+	var foreign []string
+	first := int64(-1)
+	for v := l.latest; v >= 0; v-- {
+		if _, ok := l.commits[v]; !ok {
+			break
+		}
+		c, err := t.readCommit(l, v)
+		if err != nil {
+			return err
+		}
+		if c.CommitInfo != nil && c.CommitInfo.EngineInfo == engineInfo {
+			break
+		}
+		first = v
+		op := "no commitInfo"
+		if c.CommitInfo != nil {
+			op = c.CommitInfo.Operation
+		}
+		foreign = append([]string{fmt.Sprintf("version %d by %s (%s, %s)", v, writerOf(c), op, rfc3339(c.Timestamp))}, foreign...)
+	}
+	if first < 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s has commits another writer made: %s; upicdc must be the only writer of an export "+
+		"directory and will not add versions after them. Export to a fresh directory (--out), or remove %s "+
+		"(the table then ends at version %d, its last upicdc commit, again)",
+		ErrNotOurTable, t.dir, strings.Join(foreign, ", "), commitFiles(first, l.latest), first-1)
+}
+
+// writerOf names the engine that wrote a commit.
+func writerOf(c *Commit) string {
+	switch {
+	case c.CommitInfo == nil:
+		return "an unknown writer"
+	case c.CommitInfo.EngineInfo != "":
+		return c.CommitInfo.EngineInfo
+	case c.CommitInfo.ClientVersion != "":
+		return c.CommitInfo.ClientVersion
+	}
+	return "an unknown writer"
+}
+
+func commitFiles(from, to int64) string {
+	name := func(v int64) string { return filepath.Join("_delta_log", fmt.Sprintf("%020d.json", v)) }
+	if from == to {
+		return name(from)
+	}
+	return name(from) + " .. " + name(to)
+}
+
+// rfc3339 formats ms since the Unix epoch as RFC 3339 UTC with milliseconds.
+func rfc3339(ms int64) string {
+	return time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z07:00")
 }
 
 // indexKeys rebuilds which live file holds which key (and each file's row
@@ -398,7 +465,7 @@ func (e *exporter[R, C]) version(ctx context.Context, v int64) error {
 		"operationMetrics":    metricsMap(ci.OperationMetrics),
 		"isolationLevel":      "Serializable",
 		"isBlindAppend":       false,
-		"engineInfo":          "upicdc",
+		"engineInfo":          engineInfo,
 		"txnId":               newUUID(),
 	}
 	if v > 0 {

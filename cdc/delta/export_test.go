@@ -3,12 +3,14 @@ package delta_test
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -361,4 +363,69 @@ func seedStore(t *testing.T) *store.DB {
 		}
 	}
 	return db
+}
+
+// TestExportRefusesAfterForeignCommits: Spark's VACUUM on an export adds
+// VACUUM START/END commits (testdata/spark/foreign-vacuum: what real Spark
+// 4.0 wrote on the seed demo's export). The next export cannot append the
+// store's versions after them; it says who wrote which version and what to
+// do, instead of suggesting a retry that can never succeed.
+func TestExportRefusesAfterForeignCommits(t *testing.T) {
+	db := seedStore(t)
+	dir := t.TempDir()
+	export(t, db, dir, delta.Options{Tables: []store.Table{store.RawTable}})
+	logDir := filepath.Join(dir, string(store.RawTable), "_delta_log")
+	foreign, err := filepath.Glob(filepath.Join("testdata", "spark", "foreign-vacuum", "*.json"))
+	if err != nil || len(foreign) != 2 {
+		t.Fatalf("foreign commits: %v, %v", foreign, err)
+	}
+	for _, p := range foreign {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(logDir, filepath.Base(p)), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = delta.Export(context.Background(), db, dir, delta.Options{Tables: []store.Table{store.RawTable}})
+	if !errors.Is(err, delta.ErrNotOurTable) {
+		t.Fatalf("export after Spark's VACUUM: err = %v, want ErrNotOurTable", err)
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		"version 4 by Apache-Spark/4.0", "(VACUUM START, 20", "version 5 by Apache-Spark/4.0", "(VACUUM END, 20",
+		"only writer", "fresh directory", "00000000000000000004.json .. ", "00000000000000000005.json", "version 3",
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error lacks %q: %s", want, msg)
+		}
+	}
+	if regexp.MustCompile(`(^|\D)1\d{12}(\D|$)`).MatchString(msg) {
+		t.Errorf("error has an epoch-ms timestamp, want RFC 3339: %s", msg)
+	}
+	// Doing what it says works: remove the foreign commits, export again.
+	for _, p := range foreign {
+		if err := os.Remove(filepath.Join(logDir, filepath.Base(p))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	export(t, db, dir, delta.Options{Tables: []store.Table{store.RawTable}})
+}
+
+// TestExportMismatchTimestampsAreRFC3339: the store-mismatch error shows
+// times as RFC 3339, not epoch milliseconds.
+func TestExportMismatchTimestampsAreRFC3339(t *testing.T) {
+	db := seedStore(t)
+	dir := t.TempDir()
+	export(t, db, dir, delta.Options{Tables: []store.Table{store.RawTable}})
+	commit := filepath.Join(dir, string(store.RawTable), "_delta_log", "00000000000000000003.json")
+	mt := time.Date(2031, 2, 3, 4, 5, 6, 0, time.UTC) // after the commits before it: not monotonized away
+	if err := os.Chtimes(commit, mt, mt); err != nil {
+		t.Fatal(err)
+	}
+	_, err := delta.Export(context.Background(), db, dir, delta.Options{Tables: []store.Table{store.RawTable}})
+	if !errors.Is(err, delta.ErrNotOurTable) || !strings.Contains(err.Error(), "committed at 2031-02-03T04:05:06.000Z") {
+		t.Errorf("err = %v", err)
+	}
 }

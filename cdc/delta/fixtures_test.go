@@ -2,6 +2,7 @@ package delta_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -14,19 +15,90 @@ import (
 	"github.com/upicdc/upicdc/cdc/delta"
 )
 
-// fixture returns a table of ../shared/fixtures/delta (beside the repo, where
-// CI has it), skipping the test when that folder is absent.
+// fixture returns a copy of a table of ../shared/fixtures/delta (beside the
+// repo, where CI has it), skipping the test when that folder is absent. As
+// the fixtures' EXPECTED.md prescribe for Spark-like _commit_timestamp (git
+// keeps no mtimes), each commit file's mtime is set to its
+// commitInfo.timestamp: what the writing engine saw when it committed.
 func fixture(t *testing.T, name string) *delta.Table {
 	t.Helper()
 	root := filepath.Join("..", "..", "..", "shared", "fixtures", "delta")
 	if _, err := os.Stat(root); err != nil {
 		t.Skipf("Delta fixtures not found at %s", root)
 	}
-	tbl, err := delta.Open(filepath.Join(root, name))
+	dir := copyTable(t, filepath.Join(root, name))
+	setCommitMtimes(t, dir, nil)
+	tbl, err := delta.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return tbl
+}
+
+// copyTable copies a table directory into a temporary one.
+func copyTable(t *testing.T, src string) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), filepath.Base(src))
+	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), data, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// setCommitMtimes sets each _delta_log/<v>.json's mtime: to mtimes[v] (ms)
+// when given, else to the commit's commitInfo.timestamp.
+func setCommitMtimes(t *testing.T, dir string, mtimes map[int64]int64) {
+	t.Helper()
+	names, err := filepath.Glob(filepath.Join(dir, "_delta_log", "*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range names {
+		v, err := strconv.ParseInt(strings.TrimSuffix(filepath.Base(p), ".json"), 10, 64)
+		if err != nil {
+			continue
+		}
+		ms, ok := mtimes[v]
+		if !ok {
+			data, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, line := range strings.Split(string(data), "\n") {
+				var a struct {
+					CommitInfo *struct {
+						Timestamp int64 `json:"timestamp"`
+					} `json:"commitInfo"`
+				}
+				if json.Unmarshal([]byte(line), &a) == nil && a.CommitInfo != nil {
+					ms, ok = a.CommitInfo.Timestamp, true
+				}
+			}
+		}
+		if !ok {
+			continue
+		}
+		if err := os.Chtimes(p, time.UnixMilli(ms), time.UnixMilli(ms)); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func rowText(r delta.Row) string {

@@ -203,13 +203,38 @@ func (t *Table) readDataFile(ctx context.Context, schema Schema, partitionCols [
 		}
 	}
 	return readParquet(local, func(pf *parquet.File) error {
-		// Map the file's top-level leaf columns to schema positions.
+		// Map the file's top-level leaf columns to schema positions; nested
+		// columns get an assembler over all their leaves.
 		fileCols := pf.Schema().Columns()
-		target := make([]int, len(fileCols)) // leaf → schema index, -1 skip, -2 _change_type
+		target := make([]int, len(fileCols)) // leaf → schema index, -1 skip, -2 _change_type, -3 nested
 		conv := make([]converter, len(fileCols))
-		for ci, p := range fileCols {
+		var nested []*nestedColumn
+		type leafRef struct{ col, leaf int }
+		nestedLeaf := make([]leafRef, len(fileCols))
+		for ci := range target {
 			target[ci] = -1
-			if len(p) != 1 {
+		}
+		for _, f := range pf.Schema().Fields() {
+			si := schema.Index(f.Name())
+			if si < 0 || schema[si].Type != "" || isPartition[strings.ToLower(schema[si].Name)] {
+				continue
+			}
+			typ, err := parseDataType(schema[si].Nested)
+			if err != nil {
+				return fmt.Errorf("%s: column %s: %w", path, schema[si].Name, err)
+			}
+			nc, err := newNestedColumn(f, f.Name(), typ, pf.Schema())
+			if err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			nc.schemaIndex = si
+			for li, ci := range nc.columns {
+				target[ci], nestedLeaf[ci] = -3, leafRef{len(nested), li}
+			}
+			nested = append(nested, nc)
+		}
+		for ci, p := range fileCols {
+			if len(p) != 1 || target[ci] == -3 {
 				continue
 			}
 			if changeType && p[0] == "_change_type" {
@@ -220,15 +245,16 @@ func (t *Table) readDataFile(ctx context.Context, schema Schema, partitionCols [
 			if si < 0 || isPartition[strings.ToLower(schema[si].Name)] {
 				continue
 			}
-			if schema[si].Type == "" {
-				return fmt.Errorf("%w: nested column %s", ErrUnsupported, schema[si].Name)
-			}
 			leaf, _ := pf.Schema().Lookup(p...)
 			c, err := converterFor(schema[si].Type, leaf.Node)
 			if err != nil {
 				return fmt.Errorf("%s: column %s: %w", path, p[0], err)
 			}
 			target[ci], conv[ci] = si, c
+		}
+		cursors := make([]cursor, len(nested))
+		for i, nc := range nested {
+			cursors[i] = cursor{vals: make([][]parquet.Value, len(nc.columns)), pos: make([]int, len(nc.columns))}
 		}
 		row := make(Row, len(schema))
 		buf := make([]parquet.Row, 256)
@@ -243,9 +269,22 @@ func (t *Table) readDataFile(ctx context.Context, schema Schema, partitionCols [
 				for _, pr := range buf[:n] {
 					copy(row, fixed)
 					ct := ""
+					for i := range cursors {
+						for j := range cursors[i].vals {
+							cursors[i].vals[j], cursors[i].pos[j] = cursors[i].vals[j][:0], 0
+						}
+					}
 					for _, v := range pr {
 						ci := v.Column()
-						if ci < 0 || ci >= len(target) || v.IsNull() {
+						if ci < 0 || ci >= len(target) {
+							continue
+						}
+						if target[ci] == -3 {
+							r := nestedLeaf[ci]
+							cursors[r.col].vals[r.leaf] = append(cursors[r.col].vals[r.leaf], v)
+							continue
+						}
+						if v.IsNull() {
 							continue
 						}
 						switch si := target[ci]; {
@@ -259,6 +298,14 @@ func (t *Table) readDataFile(ctx context.Context, schema Schema, partitionCols [
 						case si == -2:
 							ct = string(v.ByteArray())
 						}
+					}
+					for i, nc := range nested {
+						x, err := nc.root.read(&cursors[i])
+						if err != nil {
+							rows.Close()
+							return fmt.Errorf("%s: column %s: %w", path, schema[nc.schemaIndex].Name, err)
+						}
+						row[nc.schemaIndex] = x
 					}
 					if err := fn(row, ct); err != nil {
 						rows.Close()

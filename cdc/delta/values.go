@@ -2,7 +2,9 @@ package delta
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
+	"math"
 	"math/big"
 	"strconv"
 	"strings"
@@ -15,8 +17,10 @@ import (
 
 // A value in a [Row] is one of: nil (SQL NULL), bool, int64 (byte, short,
 // integer, long), float64 (float, double), string, []byte (binary), [Date],
-// time.Time (timestamp and timestamp_ntz, UTC, microsecond precision) or
-// [Decimal].
+// time.Time (timestamp: an instant, in UTC, microsecond precision),
+// [TimestampNTZ] (timestamp_ntz: a wall-clock time without a zone),
+// [Decimal], or for nested types [Struct], [Array] and [Map] holding such
+// values.
 
 // Row is one row of a table: values in schema order.
 type Row []any
@@ -27,6 +31,16 @@ type Date int32
 // String formats d as YYYY-MM-DD.
 func (d Date) String() string {
 	return time.Unix(int64(d)*86400, 0).UTC().Format(time.DateOnly)
+}
+
+// TimestampNTZ is a timestamp_ntz value: a date and wall-clock time with no
+// time zone, microsecond precision. The time.Time holds that wall-clock time
+// in UTC; it is not an instant and must not be moved to another zone.
+type TimestampNTZ time.Time
+
+// String formats t as YYYY-MM-DDTHH:MM:SS[.ffffff], without a zone.
+func (t TimestampNTZ) String() string {
+	return time.Time(t).UTC().Format("2006-01-02T15:04:05.999999")
 }
 
 // Decimal is an exact decimal: Unscaled × 10^-Scale.
@@ -63,7 +77,9 @@ func (d Decimal) Int64() (int64, bool) {
 }
 
 // FormatValue renders a row value as text: timestamps as RFC 3339 UTC with
-// microseconds, dates as YYYY-MM-DD, binary as base64, NULL as "".
+// microseconds, timestamp_ntz the same without a zone, dates as YYYY-MM-DD,
+// binary as base64, floats NaN and ±Inf as NaN, Infinity and -Infinity,
+// struct, array and map values as their JSON (see [AppendJSON]), NULL as "".
 func FormatValue(v any) string {
 	switch x := v.(type) {
 	case nil:
@@ -73,17 +89,99 @@ func FormatValue(v any) string {
 	case int64:
 		return strconv.FormatInt(x, 10)
 	case float64:
-		return strconv.FormatFloat(x, 'g', -1, 64)
+		return formatFloat(x)
 	case bool:
 		return strconv.FormatBool(x)
 	case []byte:
 		return base64.StdEncoding.EncodeToString(x)
 	case time.Time:
 		return x.UTC().Format("2006-01-02T15:04:05.999999Z07:00")
+	case Struct, Array, Map:
+		return string(AppendJSON(nil, v, time.UTC))
 	case fmt.Stringer:
 		return x.String()
 	}
 	return fmt.Sprint(v)
+}
+
+func formatFloat(f float64) string {
+	switch {
+	case math.IsNaN(f):
+		return "NaN"
+	case math.IsInf(f, 1):
+		return "Infinity"
+	case math.IsInf(f, -1):
+		return "-Infinity"
+	}
+	return strconv.FormatFloat(f, 'g', -1, 64)
+}
+
+// AppendJSON appends v as JSON: NULL as null, numbers and decimals as JSON
+// numbers, except NaN and ±Inf, which JSON has no numbers for, as the strings
+// "NaN", "Infinity" and "-Infinity" (as Spark's to_json); timestamps as RFC
+// 3339 strings in loc, timestamp_ntz as zone-less strings; structs as objects
+// in field order, arrays as arrays, maps as objects keyed by the key's text.
+func AppendJSON(dst []byte, v any, loc *time.Location) []byte {
+	switch x := v.(type) {
+	case nil:
+		return append(dst, "null"...)
+	case int64:
+		return strconv.AppendInt(dst, x, 10)
+	case bool:
+		return strconv.AppendBool(dst, x)
+	case float64:
+		s := formatFloat(x)
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return strconv.AppendQuote(dst, s)
+		}
+		return append(dst, s...)
+	case Decimal:
+		return append(dst, x.String()...)
+	case time.Time:
+		return appendJSONString(dst, x.In(loc).Format("2006-01-02T15:04:05.999999Z07:00"))
+	case Struct:
+		dst = append(dst, '{')
+		for i, f := range x {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendJSONString(dst, f.Name)
+			dst = AppendJSON(append(dst, ':'), f.Value, loc)
+		}
+		return append(dst, '}')
+	case Array:
+		dst = append(dst, '[')
+		for i, e := range x {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = AppendJSON(dst, e, loc)
+		}
+		return append(dst, ']')
+	case Map:
+		dst = append(dst, '{')
+		for i, e := range x {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			k := FormatValue(e.Key)
+			if t, ok := e.Key.(time.Time); ok {
+				k = t.In(loc).Format("2006-01-02T15:04:05.999999Z07:00")
+			}
+			dst = appendJSONString(dst, k)
+			dst = AppendJSON(append(dst, ':'), e.Value, loc)
+		}
+		return append(dst, '}')
+	}
+	return appendJSONString(dst, FormatValue(v))
+}
+
+func appendJSONString(dst []byte, s string) []byte {
+	b, err := json.Marshal(s)
+	if err != nil { // cannot happen for a string
+		return append(dst, `""`...)
+	}
+	return append(dst, b...)
 }
 
 // converter turns one Parquet leaf value into a row value of a Delta type.
@@ -131,12 +229,16 @@ func converterFor(typ string, leaf parquet.Node) (converter, error) {
 	case "date":
 		return func(v parquet.Value) (any, error) { return Date(intOf(v)), nil }, nil
 	case "timestamp", "timestamp_ntz":
+		wrap := func(t time.Time) any { return t }
+		if typ == "timestamp_ntz" {
+			wrap = func(t time.Time) any { return TimestampNTZ(t) }
+		}
 		if kind == parquet.Int96 {
 			return func(v parquet.Value) (any, error) {
 				x := v.Int96()
 				nanos := int64(x[1])<<32 | int64(x[0])
 				days := int64(x[2]) - 2440588 // Julian day of 1970-01-01
-				return time.UnixMicro(days*86_400_000_000 + nanos/1000).UTC(), nil
+				return wrap(time.UnixMicro(days*86_400_000_000 + nanos/1000).UTC()), nil
 			}, nil
 		}
 		mult, div := int64(1), int64(1) // to micros
@@ -147,7 +249,7 @@ func converterFor(typ string, leaf parquet.Node) (converter, error) {
 			div = 1000
 		}
 		return func(v parquet.Value) (any, error) {
-			return time.UnixMicro(intOf(v) * mult / div).UTC(), nil
+			return wrap(time.UnixMicro(intOf(v) * mult / div).UTC()), nil
 		}, nil
 	}
 	if _, scale, ok := decimalType(typ); ok {
@@ -228,10 +330,15 @@ func parsePartitionValue(typ string, s *string) (any, error) {
 			return nil, nil
 		}
 		// ISO 8601 with a zone is what new writers write; zone-less values are
-		// read as UTC, as Delta Kernel does.
+		// read as UTC, as Delta Kernel does (for timestamp_ntz: as the wall-clock
+		// time they are).
 		for _, layout := range []string{time.RFC3339Nano, "2006-01-02 15:04:05.999999999", "2006-01-02T15:04:05.999999999"} {
 			if t, err := time.Parse(layout, v); err == nil {
-				return t.UTC().Truncate(time.Microsecond), nil
+				t = t.UTC().Truncate(time.Microsecond)
+				if typ == "timestamp_ntz" {
+					return TimestampNTZ(t), nil
+				}
+				return t, nil
 			}
 		}
 		return nil, fmt.Errorf("timestamp partition value %q", v)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/upicdc/upicdc/agg"
 	"github.com/upicdc/upicdc/cdc"
+	"github.com/upicdc/upicdc/internal/progress"
 	"github.com/upicdc/upicdc/store"
 )
 
@@ -128,11 +129,17 @@ func (a *app) bench(ctx context.Context, dir string, o benchOptions) error {
 	row := func(phase string, rows int64, d time.Duration, note string) {
 		out.add(str(phase), num(rows), str(fmt.Sprintf("%.3f", d.Seconds())), num(int64(float64(rows)/d.Seconds())), str(note))
 	}
-	ingest := func(name string, n int, upd float64) (time.Duration, error) {
+	// On a terminal, a status line says what is running: the whole bench
+	// takes minutes at the defaults.
+	line := progress.OnTerminal(a.stderr)
+	defer line.Clear()
+	ingest := func(name string, n int, upd float64, status string) (time.Duration, error) {
+		line.Show("bench: %s: writing %s", status, name)
 		p := filepath.Join(files, name)
 		if err := g.file(p, n, upd); err != nil {
 			return 0, fmt.Errorf("bench: write %s: %w", name, err)
 		}
+		line.Show("bench: %s: merging %s", status, name)
 		start := time.Now()
 		if _, err := m.IngestFile(ctx, p); err != nil {
 			return 0, err
@@ -141,62 +148,74 @@ func (a *app) bench(ctx context.Context, dir string, o benchOptions) error {
 		return d, os.Remove(p)
 	}
 
-	progress := func(format string, args ...any) {
-		if isTerminal(a.stderr) {
-			fmt.Fprintf(a.stderr, "\r"+format, args...)
-		}
-	}
 	var built time.Duration
 	for done, i := 0, 0; done < o.tableRows; i++ {
 		n := min(o.fileRows, o.tableRows-done)
-		d, err := ingest(fmt.Sprintf("build-%04d.csv", i), n, 0)
+		d, err := ingest(fmt.Sprintf("build-%04d.csv", i), n, 0,
+			fmt.Sprintf("building the table, %d of %d rows", done, o.tableRows))
 		if err != nil {
 			return err
 		}
 		built += d
 		done += n
-		progress("building the table: %d/%d rows", done, o.tableRows)
 	}
-	progress("\n")
 	if o.tableRows > 0 {
 		row("build table (inserts)", int64(o.tableRows), built, "")
 	}
 	var per []time.Duration
 	var total time.Duration
 	for i := range o.files {
-		d, err := ingest(fmt.Sprintf("file-%04d.csv", i), o.fileRows, 0.5)
+		d, err := ingest(fmt.Sprintf("file-%04d.csv", i), o.fileRows, 0.5,
+			fmt.Sprintf("measured file %d of %d", i+1, o.files))
 		if err != nil {
 			return err
 		}
 		per = append(per, d)
 		total += d
-		progress("measured files: %d/%d", i+1, o.files)
 	}
-	progress("\n")
 	slices.Sort(per)
 	row("ingest: parse + MERGE", int64(o.files*o.fileRows), total,
 		fmt.Sprintf("%s ids, table %d rows; per file p50 %.3fs, max %.3fs", o.ids, o.tableRows, per[len(per)/2].Seconds(), per[len(per)-1].Seconds()))
 
-	start := time.Now()
-	batches, err := agg.NewProcessor(db, agg.Options{Stream: a.cfg.Stream.Name, MaxVersionsPerTrigger: a.cfg.Stream.MaxVersionsPerTrigger, Logger: a.log}).RunAvailableNow(ctx)
+	// The processor's catch-up (as RunAvailableNow), one micro-batch at a
+	// time so the line can follow it.
+	latest, err := db.LatestVersion(store.RawTable)
 	if err != nil {
 		return err
 	}
+	proc := agg.NewProcessor(db, agg.Options{Stream: a.cfg.Stream.Name, MaxVersionsPerTrigger: a.cfg.Stream.MaxVersionsPerTrigger, Logger: a.log})
+	line.Show("bench: stream processor: raw version 0 of %d", latest)
+	start := time.Now()
 	var feed int64
-	for _, b := range batches {
+	var batches int
+	for {
+		b, err := proc.RunOnce(ctx)
+		if err != nil {
+			return err
+		}
+		if !b.Committed {
+			break
+		}
+		batches++
 		feed += b.ChangeRows
+		line.Update("bench: stream processor: raw version %d of %d", b.ToVersion, latest)
+		if b.ToVersion >= latest {
+			break
+		}
 	}
-	row("process: change feed -> aggregates", feed, time.Since(start), fmt.Sprintf("%d micro-batches", len(batches)))
+	row("process: change feed -> aggregates", feed, time.Since(start), fmt.Sprintf("%d micro-batches", batches))
 
 	if o.lookups > 0 && len(g.ids) > 0 {
 		start = time.Now()
-		for range o.lookups {
+		for i := range o.lookups {
 			if _, err := db.TxnHistory(g.ids[g.rng.IntN(len(g.ids))]); err != nil {
 				return err
 			}
+			line.Update("bench: txn history lookups: %d of %d", i+1, o.lookups)
 		}
 		d := time.Since(start)
 		row("txn history lookups", int64(o.lookups), d, fmt.Sprintf("%.1f µs per lookup", float64(d.Microseconds())/float64(o.lookups)))
 	}
+	line.Clear()
 	return a.print(out)
 }

@@ -1,14 +1,14 @@
 package main
 
 import (
+	"errors"
 	"fmt"
-	"io"
-	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/upicdc/upicdc/cdc/delta"
+	"github.com/upicdc/upicdc/internal/progress"
 	"github.com/upicdc/upicdc/store"
 )
 
@@ -58,12 +58,14 @@ DIR defaults to export.dir (or <data_dir>/export).`,
 				return err
 			}
 			defer db.Close()
-			if isTerminal(a.stderr) {
-				opts.Progress = progressPrinter(a.stderr)
+			line := progress.OnTerminal(a.stderr) // nil unless stderr is a terminal
+			if line != nil {
+				opts.Progress = exportProgress(line)
 			}
 			results, err := delta.Export(cmd.Context(), db, out, opts)
-			if opts.Progress != nil {
-				fmt.Fprint(a.stderr, "\r\033[K")
+			line.Clear()
+			if errors.Is(err, delta.ErrNotOurTable) {
+				return err // running again cannot help; the error says what to do
 			}
 			if err != nil {
 				return fmt.Errorf("%w (what was exported stays readable; run export again to finish)", err)
@@ -85,20 +87,23 @@ DIR defaults to export.dir (or <data_dir>/export).`,
 	return cmd
 }
 
-// progressPrinter redraws one status line at most ten times a second.
-func progressPrinter(w io.Writer) func(delta.Progress) {
-	var last time.Time
+// exportProgress shows each exported version on line; a table's last one
+// is always drawn.
+func exportProgress(line *progress.Line) func(delta.Progress) {
 	return func(p delta.Progress) {
-		if p.Version != p.Latest && time.Since(last) < 100*time.Millisecond {
-			return
+		draw := line.Update
+		if p.Version == p.Latest {
+			draw = line.Show
 		}
-		last = time.Now()
-		fmt.Fprintf(w, "\r\033[Kexport %s: version %d of %d", p.Table, p.Version, p.Latest)
+		draw("export %s: version %d of %d", p.Table, p.Version, p.Latest)
 	}
 }
 
-// valueCell renders a Delta value: numbers as JSON numbers, NULL as JSON null
-// (empty text), timestamps as RFC 3339 in the configured zone.
+// valueCell renders a Delta value: numbers as JSON numbers (NaN and
+// infinities as the strings "NaN", "Infinity", "-Infinity"), NULL as JSON
+// null (empty text), timestamps as RFC 3339 in the configured zone,
+// timestamp_ntz as its wall-clock time without a zone, and struct, array and
+// map values as JSON (objects and arrays; the same JSON text in table and csv).
 func (a *app) valueCell(v any) cell {
 	switch x := v.(type) {
 	case nil:
@@ -107,12 +112,13 @@ func (a *app) valueCell(v any) cell {
 		return num(x)
 	case bool:
 		return boolean(x)
-	case float64, delta.Decimal:
-		s := delta.FormatValue(x)
-		if _, err := strconv.ParseFloat(s, 64); err != nil { // NaN, ±Inf
-			return str(s)
+	case float64, delta.Decimal, delta.Struct, delta.Array, delta.Map:
+		j := delta.AppendJSON(nil, x, a.loc)
+		text := string(j)
+		if f, ok := x.(float64); ok {
+			text = delta.FormatValue(f)
 		}
-		return cell{text: s, json: []byte(s)}
+		return cell{text: text, json: j}
 	case time.Time:
 		return str(x.In(a.loc).Format("2006-01-02T15:04:05.999999Z07:00"))
 	}

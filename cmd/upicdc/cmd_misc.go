@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 
 	"github.com/spf13/cobra"
@@ -128,14 +129,35 @@ func newReconcileCommand(a *app) *cobra.Command {
 }
 
 func newConfigCommand(a *app) *cobra.Command {
-	cmd := &cobra.Command{Use: "config", Short: "Inspect the configuration"}
+	cmd := &cobra.Command{
+		Use:         "config",
+		Short:       "Inspect the configuration",
+		Annotations: map[string]string{"noConfig": "true"},
+		// A group: without a subcommand it shows its help; an unknown one
+		// is a usage error (cobra would show the help and exit 0).
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cmd.Help()
+			}
+			return unknownCommand(cmd, args[0])
+		},
+	}
 	cmd.AddCommand(&cobra.Command{
 		Use:   "show",
 		Short: "Print the effective configuration (defaults < file < UPICDC_* env < flags)",
-		Args:  cobra.NoArgs,
+		Long: `Prints every key with its effective value. inbox.dir and export.dir show the directory
+actually used: <data_dir>/inbox and <data_dir>/export unless they are set.`,
+		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			out := &result{columns: []string{"key", "value"}}
 			for _, s := range a.cfg.Settings() {
+				switch s.Key {
+				case "inbox.dir":
+					s.Value = a.cfg.InboxDir()
+				case "export.dir":
+					s.Value = a.cfg.ExportDir()
+				}
 				out.add(str(s.Key), str(s.Value))
 			}
 			return a.print(out)
@@ -144,27 +166,62 @@ func newConfigCommand(a *app) *cobra.Command {
 	return cmd
 }
 
+// linkVersion is the release version, set only at link time by the
+// Makefile's build (-ldflags "-X main.linkVersion=$(git describe)");
+// nothing assigns it at run time. Empty: the version comes from the
+// module's build info.
+var linkVersion string
+
+// buildVersion describes this binary: the release version (linkVersion,
+// else the module version Go stamped, else "(devel)"), the VCS revision if
+// Go stamped it, and how it was built.
+func buildVersion() (version, revision, goVersion, cgo string) {
+	version, goVersion, cgo = linkVersion, runtime.Version(), "unknown"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if version == "" && bi.Main.Version != "" {
+			version = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				revision = s.Value
+			case "CGO_ENABLED":
+				cgo = s.Value
+			}
+		}
+	}
+	if version == "" {
+		version = "(devel)"
+	}
+	return version, revision, goVersion, cgo
+}
+
 func newVersionCommand(a *app) *cobra.Command {
 	return &cobra.Command{
-		Use:         "version",
-		Short:       "Print the build's version",
+		Use:   "version",
+		Short: "Print the build's version",
+		Long: `Prints the release version (git describe, stamped by ` + "`make build`" + `; else the module
+version Go recorded, else "(devel)"), the VCS revision when Go recorded it, the Go version,
+the platform and whether cgo was linked in (CGO_ENABLED=0 is the static release build).`,
 		Args:        cobra.NoArgs,
 		Annotations: map[string]string{"noConfig": "true"},
 		RunE: func(*cobra.Command, []string) error {
-			v, goVersion := "(devel)", ""
-			if bi, ok := debug.ReadBuildInfo(); ok {
-				goVersion = bi.GoVersion
-				if bi.Main.Version != "" {
-					v = bi.Main.Version
-				}
-				for _, s := range bi.Settings {
-					if s.Key == "vcs.revision" {
-						v += " " + s.Value
-					}
-				}
+			if err := checkFormat(a.format); err != nil {
+				return usageError{err}
 			}
-			_, err := fmt.Fprintf(a.stdout, "upicdc %s %s\n", v, goVersion)
-			return err
+			version, revision, goVersion, cgo := buildVersion()
+			platform := runtime.GOOS + "/" + runtime.GOARCH
+			if a.format == formatTable {
+				extra := ""
+				if revision != "" {
+					extra = "revision " + revision + ", "
+				}
+				_, err := fmt.Fprintf(a.stdout, "upicdc %s (%s%s %s, CGO_ENABLED=%s)\n", version, extra, goVersion, platform, cgo)
+				return err
+			}
+			out := &result{columns: []string{"version", "revision", "go", "platform", "cgo_enabled"}}
+			out.add(str(version), str(revision), str(goVersion), str(platform), str(cgo))
+			return a.print(out)
 		},
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -88,6 +89,7 @@ func (a *app) serve(cmd *cobra.Command) error {
 				Flags:     cmd.Flags(),
 				FlagKeys:  flagKeys(),
 				LookupEnv: a.lookupEnv,
+				Environ:   a.environ,
 			})
 		},
 		ConfigFile: configFile,
@@ -106,7 +108,13 @@ func (a *app) serve(cmd *cobra.Command) error {
 	if err := d.Open(ctx); err != nil {
 		return err
 	}
-	// Whatever log.level says, say where the API is (port 0 picks one).
+	if tcp, ok := d.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
+		log.Warn("http.listen is not a loopback address and the API has no authentication: whoever can reach it can read every transaction; keep it on loopback or behind an authenticating proxy",
+			"addr", d.Addr().String())
+	}
+	// The inbox (with processed/ and rejected/) exists from here on: Open
+	// creates it before it listens. Whatever log.level says, say where the
+	// API is (port 0 picks one).
 	fmt.Fprintf(a.stdout, "upicdc serve: listening on http://%s (data_dir %s)\n", d.Addr(), a.cfg.DataDir)
 	for {
 		select {

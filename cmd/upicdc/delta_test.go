@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // decodeRows parses --format json output with numbers as float64, so 500
@@ -100,8 +101,104 @@ func TestDeltaReaderErrors(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "change data feed not enabled") {
 		t.Errorf("delta-changes of a non-CDF table: exit %d, stderr %q", code, errOut)
 	}
-	rows := decodeRows(t, runOK(t, "--format", "json", "delta-changes", filepath.Join(fixtures, "cdf-table"), "--from", "0"))
+	// Spark's _commit_timestamp (no in-commit timestamps): the commit file's
+	// mtime, which git does not keep; set it as the writer had it.
+	cdf := filepath.Join(t.TempDir(), "cdf-table")
+	if err := os.CopyFS(cdf, os.DirFS(filepath.Join(fixtures, "cdf-table"))); err != nil {
+		t.Fatal(err)
+	}
+	mt := time.UnixMilli(1703265018828) // version 0's commitInfo.timestamp
+	if err := os.Chtimes(filepath.Join(cdf, "_delta_log", "00000000000000000000.json"), mt, mt); err != nil {
+		t.Fatal(err)
+	}
+	rows := decodeRows(t, runOK(t, "--format", "json", "delta-changes", cdf, "--from", "0"))
 	if len(rows) != 23 || rows[0]["_commit_timestamp"] != "2023-12-22T17:10:18.828Z" {
 		t.Errorf("cdf-table change feed: %d rows, first %v", len(rows), rows[0])
+	}
+}
+
+// TestDeltaShowNestedNaNAndNTZ reads a real Spark table with struct, array
+// and map columns, NaN and infinite doubles and timestamp_ntz values, with
+// input.timezone +05:30: JSON output must be valid JSON with nested values as
+// objects and arrays, NaN/±Inf as strings; timestamps move to the zone,
+// timestamp_ntz values keep their wall-clock time and get no zone.
+func TestDeltaShowNestedNaNAndNTZ(t *testing.T) {
+	table := filepath.Join("..", "..", "cdc", "delta", "testdata", "spark", "nested")
+	env := []string{"UPICDC_INPUT_TIMEZONE=Asia/Kolkata"}
+	out, errOut, code := run(t, env, "--format", "json", "delta-show", table)
+	if code != 0 {
+		t.Fatalf("delta-show: exit %d: %s", code, errOut)
+	}
+	byID := map[float64]map[string]any{}
+	for _, r := range decodeRows(t, out) { // fails on a bare NaN
+		byID[r["id"].(float64)] = r
+	}
+	one, two := byID[1], byID[2]
+	if one == nil || two == nil || len(byID) != 3 {
+		t.Fatalf("rows: %v", byID)
+	}
+	s, _ := one["s"].(map[string]any)
+	if s == nil || s["b"] != "uno" || s["t"] != "2024-01-02T08:34:05.123456+05:30" ||
+		!reflect.DeepEqual(s["inner"], map[string]any{"x": 1.5, "amount": 500.25}) {
+		t.Errorf("struct column: %#v", one["s"])
+	}
+	if !reflect.DeepEqual(one["arr"], []any{7.0, 8.0}) || !reflect.DeepEqual(one["m"], map[string]any{"x": 1.0, "y": nil}) ||
+		!reflect.DeepEqual(one["arrs"], []any{map[string]any{"k": 10.0, "v": "ten"}, nil}) ||
+		!reflect.DeepEqual(one["mi"], map[string]any{"1": []any{"a", nil}, "2": nil}) {
+		t.Errorf("array/map columns: %v %v %v %v", one["arr"], one["m"], one["arrs"], one["mi"])
+	}
+	if one["d"] != "-Infinity" || two["d"] != "Infinity" {
+		t.Errorf("infinite doubles: %v, %v", one["d"], two["d"])
+	}
+	if one["ntz"] != "2030-06-30T23:59:59.999999" {
+		t.Errorf("timestamp_ntz: %v, want 2030-06-30T23:59:59.999999", one["ntz"])
+	}
+	changes, errOut, code := run(t, env, "--format", "json", "delta-changes", table, "--from", "0")
+	if code != 0 {
+		t.Fatalf("delta-changes: exit %d: %s", code, errOut)
+	}
+	nan := 0
+	for _, r := range decodeRows(t, changes) {
+		if r["d"] == "NaN" {
+			nan++
+		}
+	}
+	if nan != 2 { // the insert and the update's pre-image of id 1
+		t.Errorf("%d change rows with d NaN, want 2:\n%s", nan, changes)
+	}
+	text, errOut, code := run(t, env, "delta-show", table)
+	if code != 0 {
+		t.Fatalf("delta-show: exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{`{"a":1,"b":"uno","t":"2024-01-02T08:34:05.123456+05:30","inner":{"x":1.5,"amount":500.25}}`, `[7,8]`, "-Infinity", "2030-06-30T23:59:59.999999 "} {
+		if !strings.Contains(text, want) {
+			t.Errorf("table output lacks %q:\n%s", want, text)
+		}
+	}
+}
+
+// TestExportAfterSparkVacuum: after Spark's VACUUM commits (real ones, from
+// cdc/delta/testdata/spark/foreign-vacuum) export is refused with what to
+// do, not with "run export again", which could never succeed.
+func TestExportAfterSparkVacuum(t *testing.T) {
+	data, out := t.TempDir(), t.TempDir()
+	runOK(t, "--data-dir", data, "demo")
+	runOK(t, "--data-dir", data, "export", "--out", out)
+	foreign, err := filepath.Glob(filepath.Join("..", "..", "cdc", "delta", "testdata", "spark", "foreign-vacuum", "*.json"))
+	if err != nil || len(foreign) == 0 {
+		t.Fatalf("foreign commits: %v %v", foreign, err)
+	}
+	for _, p := range foreign {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(out, "raw_upi_transactions_v1", "_delta_log", filepath.Base(p)), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, errOut, code := run(t, nil, "--data-dir", data, "export", "--out", out)
+	if code != 1 || !strings.Contains(errOut, "VACUUM START") || !strings.Contains(errOut, "only writer") || strings.Contains(errOut, "run export again") {
+		t.Errorf("export after Spark's VACUUM: exit %d, stderr %q", code, errOut)
 	}
 }

@@ -15,8 +15,8 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	root := newRootCommand(os.Stdout, os.Stderr, os.LookupEnv)
-	err := root.ExecuteContext(ctx)
+	root := newRootCommand(os.Stdout, os.Stderr, os.Environ())
+	err := execute(ctx, root, os.Args[1:])
 	stop()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "upicdc: %s\n", oneLine(err))

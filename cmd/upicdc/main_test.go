@@ -66,7 +66,7 @@ func runOK(t *testing.T, args ...string) string {
 func runIn(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	root := newRootCommand(&out, &errOut, func(string) (string, bool) { return "", false })
+	root := newRootCommand(&out, &errOut, nil)
 	root.SetArgs(args)
 	err := root.Execute()
 	return out.String(), err

@@ -1,16 +1,20 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/upicdc/upicdc/config"
 	"github.com/upicdc/upicdc/store"
@@ -20,7 +24,7 @@ import (
 // format and the writers. It is built once per invocation.
 type app struct {
 	stdout, stderr io.Writer
-	lookupEnv      func(string) (string, bool)
+	environ        []string // KEY=VALUE, as os.Environ returns it
 
 	configFile string
 	format     string
@@ -53,8 +57,129 @@ func oneLine(err error) string {
 	return strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", "; ")), " ")
 }
 
-func newRootCommand(stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) *cobra.Command {
-	a := &app{stdout: stdout, stderr: stderr, lookupEnv: lookupEnv}
+// lookupEnv reads one variable of the app's environment (a later entry wins,
+// as in os/exec).
+func (a *app) lookupEnv(name string) (string, bool) {
+	for i := len(a.environ) - 1; i >= 0; i-- {
+		if k, v, ok := strings.Cut(a.environ[i], "="); ok && k == name {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// execute runs the command line args. Every mistake in how upicdc was called
+// (unknown command or flag, wrong number of arguments, bad flag value) comes
+// back as a usageError.
+func execute(ctx context.Context, root *cobra.Command, args []string) error {
+	// Find fails only for an unknown command (cobra's legacyArgs), with a
+	// message over several lines; say it on one, with the suggestion.
+	if _, _, err := root.Find(args); err != nil {
+		return unknownCommand(root, firstCommandWord(root, args))
+	}
+	root.SetArgs(args)
+	return root.ExecuteContext(ctx)
+}
+
+// unknownCommand is the usage error for a subcommand name that cmd lacks.
+func unknownCommand(cmd *cobra.Command, name string) error {
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2 // cobra's default, which only its own message sets
+	}
+	msg := fmt.Sprintf("unknown command %q", name)
+	if cmd.HasParent() {
+		msg += fmt.Sprintf(" for %q", cmd.CommandPath())
+	}
+	if s := cmd.SuggestionsFor(name); len(s) > 0 {
+		for i := range s {
+			s[i] = strconv.Quote(s[i])
+		}
+		msg += fmt.Sprintf(" (did you mean %s?)", strings.Join(s, " or "))
+	} else {
+		msg += fmt.Sprintf(" (see %q)", cmd.CommandPath()+" --help")
+	}
+	return usageError{errors.New(msg)}
+}
+
+// firstCommandWord returns the first argument that is neither a flag nor a
+// flag's value, as cobra reads the command line.
+func firstCommandWord(root *cobra.Command, args []string) string {
+	takesValue := func(f *pflag.Flag) bool { return f == nil || f.NoOptDefVal == "" }
+	lookup := func(name string) *pflag.Flag {
+		if f := root.PersistentFlags().Lookup(name); f != nil {
+			return f
+		}
+		return root.Flags().Lookup(name)
+	}
+	for i := 0; i < len(args); i++ {
+		s := args[i]
+		switch {
+		case s == "--":
+			if i+1 < len(args) {
+				return args[i+1]
+			}
+			return ""
+		case strings.HasPrefix(s, "--") && !strings.Contains(s, "="):
+			if takesValue(lookup(s[2:])) {
+				i++
+			}
+		case strings.HasPrefix(s, "-") && len(s) == 2:
+			f := root.PersistentFlags().ShorthandLookup(s[1:])
+			if f == nil {
+				f = root.Flags().ShorthandLookup(s[1:])
+			}
+			if takesValue(f) {
+				i++
+			}
+		case s != "" && !strings.HasPrefix(s, "-"):
+			return s
+		}
+	}
+	return ""
+}
+
+// usageArgs makes every command's argument check a usageError that says
+// how the command is called.
+func usageArgs(cmd *cobra.Command) {
+	if check := cmd.Args; check != nil {
+		cmd.Args = func(c *cobra.Command, args []string) error {
+			if err := check(c, args); err != nil {
+				var u usageError
+				if errors.As(err, &u) {
+					return err
+				}
+				return usageError{fmt.Errorf("%s: %w (usage: %s)", c.Name(), err, strings.TrimSuffix(c.UseLine(), " [flags]"))}
+			}
+			return nil
+		}
+	}
+	for _, sub := range cmd.Commands() {
+		usageArgs(sub)
+	}
+}
+
+// checkVersionFlags refuses a negative --version, --from or --to given on
+// the command line: versions start at 0, and the flags' default (-1, the
+// latest) is what leaving them out means.
+func checkVersionFlags(cmd *cobra.Command) error {
+	for _, name := range []string{"version", "from", "to"} {
+		f := cmd.Flags().Lookup(name)
+		if f == nil || !f.Changed || f.Value.Type() != "int64" {
+			continue
+		}
+		if n, err := strconv.ParseInt(f.Value.String(), 10, 64); err == nil && n < 0 {
+			hint := ""
+			if f.DefValue == "-1" {
+				hint = fmt.Sprintf(" (leave --%s out for the latest)", name)
+			}
+			return usageError{fmt.Errorf("--%s %d: versions start at 0%s", name, n, hint)}
+		}
+	}
+	return nil
+}
+
+func newRootCommand(stdout, stderr io.Writer, environ []string) *cobra.Command {
+	a := &app{stdout: stdout, stderr: stderr, environ: environ}
 	root := &cobra.Command{
 		Use:   "upicdc",
 		Short: "UPI transactions CDC: MERGE batch files into a versioned table with a change feed, keep merchant aggregates",
@@ -65,6 +190,9 @@ Everything lives in one bbolt file under --data-dir.`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkVersionFlags(cmd); err != nil {
+				return err
+			}
 			if cmd.Annotations["noConfig"] == "true" {
 				return nil
 			}
@@ -97,6 +225,7 @@ Everything lives in one bbolt file under --data-dir.`,
 		newBenchCommand(a),
 	)
 	root.AddCommand(deltaCommands(a)...)
+	usageArgs(root)
 	return root
 }
 
@@ -110,6 +239,7 @@ func (a *app) load(cmd *cobra.Command) error {
 		Flags:     cmd.Flags(),
 		FlagKeys:  flagKeys(),
 		LookupEnv: a.lookupEnv,
+		Environ:   a.environ,
 	})
 	if err != nil {
 		return err
@@ -135,6 +265,31 @@ func (a *app) load(cmd *cobra.Command) error {
 // openStore opens the store; read-only commands never create one.
 func (a *app) openStore(readOnly bool) (*store.DB, error) {
 	return store.Open(a.cfg.DataDir, store.Options{ReadOnly: readOnly, Logger: a.log})
+}
+
+// openExisting opens an existing store for writing: a data dir without one
+// (a mistyped --data-dir, say) is store.ErrNoStore, not a new empty store.
+func (a *app) openExisting() (*store.DB, error) {
+	path := filepath.Join(a.cfg.DataDir, store.FileName)
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("open store %s: %w", path, store.ErrNoStore)
+	}
+	return a.openStore(false)
+}
+
+// openOrCreate opens the store for writing, creating it if the data dir has
+// none, and then says so on stderr: a mistyped --data-dir must not go
+// unnoticed.
+func (a *app) openOrCreate() (*store.DB, error) {
+	_, statErr := os.Stat(filepath.Join(a.cfg.DataDir, store.FileName))
+	db, err := a.openStore(false)
+	if err != nil {
+		return nil, err
+	}
+	if errors.Is(statErr, fs.ErrNotExist) {
+		fmt.Fprintf(a.stderr, "upicdc: created a new store in %s\n", a.cfg.DataDir)
+	}
+	return db, nil
 }
 
 // freshDataDir is the data dir for commands that build a store of their own

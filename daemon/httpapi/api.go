@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -123,7 +124,7 @@ func NewServer(h http.Handler, log *slog.Logger) *http.Server {
 	}
 }
 
-// get admits GET and HEAD only, and caps the request body.
+// get admits GET and HEAD only, with a request body of at most maxBody.
 func get(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -131,9 +132,36 @@ func get(h http.HandlerFunc) http.HandlerFunc {
 			writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed: the API is read-only", "")
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		if !bodyWithinLimit(w, r) {
+			return
+		}
 		h(w, r)
 	}
+}
+
+// bodyWithinLimit reads and discards the request body (no endpoint uses
+// one), answering 413 when it is longer than maxBody, declared or chunked.
+func bodyWithinLimit(w http.ResponseWriter, r *http.Request) bool {
+	tooLarge := func() bool {
+		// Do not read the rest of a big body, and do not keep the
+		// connection for it.
+		w.Header().Set("Connection", "close")
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body too large: the API is read-only and accepts at most %d bytes", maxBody), "")
+		return false
+	}
+	if r.ContentLength > maxBody {
+		return tooLarge()
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	if _, err := io.Copy(io.Discard, r.Body); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return tooLarge()
+		}
+		writeError(w, http.StatusBadRequest, "reading the request body: "+err.Error(), "")
+		return false
+	}
+	return true
 }
 
 type errorBody struct {
