@@ -145,7 +145,7 @@ func TestChangeAndCommit(t *testing.T) {
 
 func TestVersion(t *testing.T) {
 	s := schema(t)
-	at := &s.Columns[3]
+	at := "at_utc"
 	live := render.Version(s, store.RowVersion{Version: 1, Timestamp: 0, Row: row()}, at)
 	dead := render.Version(s, store.RowVersion{Version: 2, Step: 1, Timestamp: 0, Deleted: true, DeletedAt: time.Date(2024, 12, 22, 0, 0, 0, 0, time.UTC).UnixMicro(), Row: row()}, at)
 	names := render.VersionNames(s)

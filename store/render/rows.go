@@ -78,15 +78,15 @@ func VersionNames(s *store.Schema) []string {
 	return append([]string{"_commit_version", "step", "_commit_timestamp", "deleted", "deleted_at"}, Names(s)...)
 }
 
-// Version renders one image of a row's history. deletedAt is the column
-// whose type the delete's ordering value has (for the raw table,
-// transaction_time); nil renders it as an integer. deleted_at is null for
-// a live image.
-func Version(s *store.Schema, v store.RowVersion, deletedAt *store.Column) []Cell {
+// Version renders one image of a row's history. deletedAt names the
+// column whose type the delete's ordering value has (for the raw table,
+// transaction_time); without such a column it is an integer. deleted_at is
+// null for a live image.
+func Version(s *store.Schema, v store.RowVersion, deletedAt string) []Cell {
 	at := Null()
 	if v.Deleted {
-		if deletedAt != nil {
-			at = Value(deletedAt, store.Value{Int: v.DeletedAt})
+		if i := s.Index(deletedAt); i >= 0 {
+			at = Value(&s.Columns[i], store.Value{Int: v.DeletedAt})
 		} else {
 			at = Int(v.DeletedAt)
 		}
