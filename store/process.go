@@ -83,7 +83,9 @@ func (p *ProcessTx) StateForEach(fn func(k, v []byte) error) error {
 }
 
 // PutState stores the stream's value for key; keys must come in increasing
-// order within a micro-batch. A nil value deletes the key.
+// order within a micro-batch. A nil value deletes the key. key and value
+// are copied, so the caller may reuse its buffers (bbolt keeps a Put's
+// slices until the transaction commits).
 func (p *ProcessTx) PutState(key, value []byte) error {
 	if p.lastSet && bytes.Compare(key, p.lastKey) <= 0 {
 		return fmt.Errorf("state key %q after %q: %w", key, p.lastKey, ErrOutOfOrder)
@@ -92,7 +94,7 @@ func (p *ProcessTx) PutState(key, value []byte) error {
 	if value == nil {
 		return p.state.Delete(key)
 	}
-	return p.state.Put(key, value)
+	return p.state.Put(bytes.Clone(key), bytes.Clone(value))
 }
 
 // Table returns the writer of derived table name's next version. Every
