@@ -15,6 +15,7 @@ import (
 	"github.com/upicdc/upicdc/agg"
 	"github.com/upicdc/upicdc/cdc"
 	"github.com/upicdc/upicdc/store"
+	"github.com/upicdc/upicdc/store/render"
 )
 
 // benchOptions are `upicdc bench`'s flags.
@@ -113,7 +114,7 @@ func (g *benchGen) file(path string, n int, upd float64) error {
 }
 
 func (a *app) bench(ctx context.Context, dir string, o benchOptions) error {
-	db, err := store.Open(dir, store.Options{Logger: a.log})
+	db, err := agg.Open(dir, a.tables, store.Options{Logger: a.log})
 	if err != nil {
 		return err
 	}
@@ -124,9 +125,9 @@ func (a *app) bench(ctx context.Context, dir string, o benchOptions) error {
 	}
 	g := &benchGen{rng: rand.New(rand.NewPCG(1, 2)), ordered: o.ids == "ordered", clock: time.Date(2024, 12, 21, 0, 0, 0, 0, time.UTC)}
 	m := cdc.NewMerger(db, cdc.ParseOptions{Location: a.loc}, a.log)
-	out := &result{columns: []string{"phase", "rows", "seconds", "rows_per_s", "note"}}
+	out := render.NewTable("phase", "rows", "seconds", "rows_per_s", "note")
 	row := func(phase string, rows int64, d time.Duration, note string) {
-		out.add(str(phase), num(rows), str(fmt.Sprintf("%.3f", d.Seconds())), num(int64(float64(rows)/d.Seconds())), str(note))
+		out.Add(render.String(phase), render.Int(rows), render.String(fmt.Sprintf("%.3f", d.Seconds())), render.Int(int64(float64(rows)/d.Seconds())), render.String(note))
 	}
 	ingest := func(name string, n int, upd float64) (time.Duration, error) {
 		p := filepath.Join(files, name)
@@ -178,7 +179,7 @@ func (a *app) bench(ctx context.Context, dir string, o benchOptions) error {
 		fmt.Sprintf("%s ids, table %d rows; per file p50 %.3fs, max %.3fs", o.ids, o.tableRows, per[len(per)/2].Seconds(), per[len(per)-1].Seconds()))
 
 	start := time.Now()
-	batches, err := agg.NewProcessor(db, agg.Options{Stream: a.cfg.Stream.Name, MaxVersionsPerTrigger: a.cfg.Stream.MaxVersionsPerTrigger, Logger: a.log}).RunAvailableNow(ctx)
+	batches, err := a.processor(db).RunAvailableNow(ctx)
 	if err != nil {
 		return err
 	}
@@ -191,7 +192,7 @@ func (a *app) bench(ctx context.Context, dir string, o benchOptions) error {
 	if o.lookups > 0 && len(g.ids) > 0 {
 		start = time.Now()
 		for range o.lookups {
-			if _, err := db.TxnHistory(g.ids[g.rng.IntN(len(g.ids))]); err != nil {
+			if _, err := cdc.TxnHistory(db, g.ids[g.rng.IntN(len(g.ids))]); err != nil {
 				return err
 			}
 		}
