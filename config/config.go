@@ -25,6 +25,8 @@ type Config struct {
 	Inbox InboxConfig `mapstructure:"inbox"`
 	// Stream configures the stream processor that maintains the aggregates.
 	Stream StreamConfig `mapstructure:"stream"`
+	// Windows configures merchant_window_aggregates.
+	Windows WindowsConfig `mapstructure:"windows"`
 	// Export configures the Delta Lake export.
 	Export ExportConfig `mapstructure:"export"`
 	// HTTP configures the daemon's HTTP API.
@@ -68,6 +70,19 @@ type StreamConfig struct {
 	MaxVersionsPerTrigger int `mapstructure:"max_versions_per_trigger"`
 }
 
+// WindowsConfig configures the windowed merchant aggregates
+// (merchant_window_aggregates).
+type WindowsConfig struct {
+	// Sizes are the window sizes kept: 1h, 1d and/or 1w.
+	Sizes []string `mapstructure:"sizes"`
+	// Timezone is the IANA name of the zone whose hours, days and weeks
+	// the windows follow (a day window starts at local midnight).
+	Timezone string `mapstructure:"timezone"`
+}
+
+// WindowSizes are the sizes windows.sizes accepts.
+func WindowSizes() []string { return []string{"1h", "1d", "1w"} }
+
 // ExportConfig configures the Delta Lake export.
 type ExportConfig struct {
 	// Dir is where the Delta tables are written; "" means <data_dir>/export
@@ -102,6 +117,7 @@ func Default() Config {
 			Trigger:               "5s",
 			MaxVersionsPerTrigger: 100,
 		},
+		Windows:         WindowsConfig{Sizes: []string{"1d", "1w"}, Timezone: "Asia/Kolkata"},
 		Export:          ExportConfig{Dir: "", Schedule: ""},
 		HTTP:            HTTPConfig{Listen: "127.0.0.1:8080"},
 		ShutdownTimeout: 30 * time.Second,
@@ -131,6 +147,15 @@ func (c Config) Location() (*time.Location, error) {
 	loc, err := loadLocation(c.Input.Timezone)
 	if err != nil {
 		return nil, &FieldError{Key: "input.timezone", Err: err}
+	}
+	return loc, nil
+}
+
+// WindowsLocation loads windows.timezone.
+func (c Config) WindowsLocation() (*time.Location, error) {
+	loc, err := loadLocation(c.Windows.Timezone)
+	if err != nil {
+		return nil, &FieldError{Key: "windows.timezone", Err: err}
 	}
 	return loc, nil
 }
@@ -190,6 +215,7 @@ const (
 	kindString leafKind = iota
 	kindInt
 	kindDuration
+	kindStrings // a list of strings; one comma-separated string in the environment
 )
 
 // leaf is one configuration key, found by walking Config's mapstructure tags,
@@ -201,7 +227,10 @@ type leaf struct {
 	kind  leafKind
 }
 
-var durationType = reflect.TypeFor[time.Duration]()
+var (
+	durationType = reflect.TypeFor[time.Duration]()
+	stringsType  = reflect.TypeFor[[]string]()
+)
 
 // leaves lists Config's keys in struct order. It is computed on each call
 // (it is cheap) rather than kept in a package variable.
@@ -216,6 +245,8 @@ func leaves() []leaf {
 			switch {
 			case f.Type == durationType:
 				out = append(out, leaf{key: key, index: idx, kind: kindDuration})
+			case f.Type == stringsType:
+				out = append(out, leaf{key: key, index: idx, kind: kindStrings})
 			case f.Type.Kind() == reflect.Struct:
 				walk(f.Type, key+".", idx)
 			case f.Type.Kind() == reflect.String:
@@ -244,7 +275,8 @@ func sections() map[string]bool {
 	return out
 }
 
-// value returns the key's value in c as a string, int or time.Duration.
+// value returns the key's value in c as a string, int, time.Duration or
+// []string.
 func (l leaf) value(c Config) any {
 	return reflect.ValueOf(c).FieldByIndex(l.index).Interface()
 }
@@ -256,6 +288,8 @@ func (l leaf) format(c Config) string {
 		return v.String()
 	case int:
 		return strconv.Itoa(v)
+	case []string:
+		return strings.Join(v, ",")
 	default:
 		return fmt.Sprint(v)
 	}

@@ -437,6 +437,8 @@ func TestSettingsListsEveryKey(t *testing.T) {
 		"stream.name=merchant_aggregates",
 		"stream.trigger=5s",
 		"stream.max_versions_per_trigger=100",
+		"windows.sizes=1d,1w",
+		"windows.timezone=Asia/Kolkata",
 		"export.dir=",
 		"export.schedule=",
 		"http.listen=127.0.0.1:8080",
@@ -462,6 +464,9 @@ func TestValidateNamesTheKey(t *testing.T) {
 		{"stream name", func(c *config.Config) { c.Stream.Name = "" }, `stream.name: "" must be 1 to 64 characters`},
 		{"trigger", func(c *config.Config) { c.Stream.Trigger = "5x" }, `stream.trigger: "5x" is not a duration, "availableNow" or a cron spec`},
 		{"max versions", func(c *config.Config) { c.Stream.MaxVersionsPerTrigger = -1 }, `stream.max_versions_per_trigger: "-1" must be at least 1`},
+		{"window size", func(c *config.Config) { c.Windows.Sizes = []string{"1d", "2d"} }, `windows.sizes: "2d" is not one of 1h, 1d, 1w`},
+		{"no window sizes", func(c *config.Config) { c.Windows.Sizes = nil }, `windows.sizes: "" must list at least one size (1h, 1d, 1w)`},
+		{"windows timezone", func(c *config.Config) { c.Windows.Timezone = "Nowhere/Land" }, `windows.timezone: "Nowhere/Land" is not a known IANA time zone name`},
 		{"export dir", func(c *config.Config) { c.Export.Dir = filepath.Join(c.DataDir, "inbox") }, `export.dir: "upicdc-data/inbox" is the inbox directory`},
 		{"schedule", func(c *config.Config) { c.Export.Schedule = "61 * * * *" }, `export.schedule: "61 * * * *" is not a cron spec`},
 		{"listen", func(c *config.Config) { c.HTTP.Listen = "8080" }, `http.listen: "8080" is not host:port`},
@@ -510,6 +515,42 @@ func TestLocation(t *testing.T) {
 	var fe *config.FieldError
 	if _, err := c.Location(); !errors.As(err, &fe) || fe.Key != "input.timezone" {
 		t.Errorf("Location() error = %v, want a FieldError for input.timezone", err)
+	}
+}
+
+func TestWindowsLocation(t *testing.T) {
+	c := config.Default()
+	loc, err := c.WindowsLocation()
+	if err != nil || loc.String() != "Asia/Kolkata" {
+		t.Fatalf("WindowsLocation() = %v, %v; want Asia/Kolkata", loc, err)
+	}
+	c.Windows.Timezone = "Nowhere/Land"
+	var fe *config.FieldError
+	if _, err := c.WindowsLocation(); !errors.As(err, &fe) || fe.Key != "windows.timezone" {
+		t.Errorf("WindowsLocation() error = %v, want a FieldError for windows.timezone", err)
+	}
+}
+
+// TestWindowSizesFromEveryOrigin reads the list windows.sizes from a file
+// list, from a comma-separated environment variable, and refuses a
+// non-list.
+func TestWindowSizesFromEveryOrigin(t *testing.T) {
+	file := writeFile(t, "w.yaml", "windows:\n  sizes: [1h, 1w]\n")
+	c, err := load(t, file)
+	if err != nil || !reflect.DeepEqual(c.Windows.Sizes, []string{"1h", "1w"}) {
+		t.Errorf("file: sizes %q, %v", c.Windows.Sizes, err)
+	}
+	c, err = config.Load(config.LoadOptions{LookupEnv: env(map[string]string{"UPICDC_WINDOWS_SIZES": "1h, 1d"})})
+	if err != nil || !reflect.DeepEqual(c.Windows.Sizes, []string{"1h", "1d"}) {
+		t.Errorf("env: sizes %q, %v", c.Windows.Sizes, err)
+	}
+	_, err = config.Load(config.LoadOptions{LookupEnv: env(map[string]string{"UPICDC_WINDOWS_SIZES": "1d,5m"})})
+	if err == nil || !strings.Contains(err.Error(), `windows.sizes: "5m" is not one of 1h, 1d, 1w (from environment variable UPICDC_WINDOWS_SIZES)`) {
+		t.Errorf("env 5m: %v", err)
+	}
+	_, err = load(t, writeFile(t, "w.yaml", "windows:\n  sizes: {a: 1}\n"))
+	if err == nil || !strings.Contains(err.Error(), "windows.sizes") || !strings.Contains(err.Error(), "not a list") {
+		t.Errorf("a section for a list: %v", err)
 	}
 }
 

@@ -17,7 +17,7 @@ func TestKeys(t *testing.T) {
 	}
 	want := []string{
 		"data_dir", "log.level", "log.format", "input.timezone", "inbox.dir", "inbox.poll_interval",
-		"stream.name", "stream.trigger", "stream.max_versions_per_trigger", "export.dir", "export.schedule",
+		"stream.name", "stream.trigger", "stream.max_versions_per_trigger", "windows.sizes", "windows.timezone", "export.dir", "export.schedule",
 		"http.listen", "shutdown_timeout",
 	}
 	if !slices.Equal(got, want) {
@@ -25,20 +25,20 @@ func TestKeys(t *testing.T) {
 	}
 	for key, kind := range map[string]leafKind{
 		"inbox.poll_interval": kindDuration, "shutdown_timeout": kindDuration,
-		"stream.max_versions_per_trigger": kindInt, "stream.trigger": kindString,
+		"stream.max_versions_per_trigger": kindInt, "stream.trigger": kindString, "windows.sizes": kindStrings,
 	} {
 		if kinds[key] != kind {
 			t.Errorf("kind of %s = %d, want %d", key, kinds[key], kind)
 		}
 	}
 	secs := sections()
-	for _, s := range []string{"log", "input", "inbox", "stream", "export", "http"} {
+	for _, s := range []string{"log", "input", "inbox", "stream", "windows", "export", "http"} {
 		if !secs[s] {
 			t.Errorf("sections() lacks %s", s)
 		}
 	}
-	if len(secs) != 6 {
-		t.Errorf("sections() = %v, want 6", secs)
+	if len(secs) != 7 {
+		t.Errorf("sections() = %v, want 7", secs)
 	}
 }
 

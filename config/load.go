@@ -423,6 +423,8 @@ func decodeHook(_, to reflect.Type, data any) (any, error) {
 		return toString(data)
 	case intType:
 		return toInt(data)
+	case stringsType:
+		return toStrings(data)
 	}
 	return data, nil
 }
@@ -435,9 +437,41 @@ func (l leaf) convert(raw any) (any, error) {
 		return toDuration(raw)
 	case kindInt:
 		return toInt(raw)
+	case kindStrings:
+		return toStrings(raw)
 	default:
 		return toString(raw)
 	}
+}
+
+// toStrings accepts a list of strings (from a file, or the defaults) and
+// one comma-separated string (the environment and flags are strings):
+// "1h, 1d" is [1h 1d]. Empty items are dropped.
+func toStrings(raw any) ([]string, error) {
+	var items []string
+	switch v := raw.(type) {
+	case []string:
+		items = v
+	case string:
+		items = strings.Split(v, ",")
+	case []any:
+		for _, e := range v {
+			s, err := toString(e)
+			if err != nil {
+				return nil, badValue(e, "is %s; the list must hold strings", describe(e))
+			}
+			items = append(items, s)
+		}
+	default:
+		return nil, badValue(raw, "is %s, not a list", describe(raw))
+	}
+	out := make([]string, 0, len(items))
+	for _, s := range items {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out, nil
 }
 
 // toString accepts strings and numbers (`name: 2024` means "2024"); booleans,

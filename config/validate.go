@@ -73,6 +73,10 @@ func (c Config) fieldErrors() []*FieldError {
 	if c.Stream.MaxVersionsPerTrigger < 1 {
 		check("stream.max_versions_per_trigger", badValue(c.Stream.MaxVersionsPerTrigger, "must be at least 1"))
 	}
+	check("windows.sizes", checkWindowSizes(c.Windows.Sizes))
+	if _, err := loadLocation(c.Windows.Timezone); err != nil {
+		check("windows.timezone", err)
+	}
 	if c.Export.Dir != "" && filepath.Clean(c.ExportDir()) == filepath.Clean(c.InboxDir()) {
 		// The inbox watcher would take the exported Parquet files as input.
 		check("export.dir", badValue(c.Export.Dir, "is the inbox directory; the export needs a directory of its own"))
@@ -93,6 +97,20 @@ func oneOf(got, shown string, want ...string) error {
 		}
 	}
 	return badValue(shown, "is not one of %s", strings.Join(want, ", "))
+}
+
+// checkWindowSizes checks windows.sizes: at least one size, each allowed.
+func checkWindowSizes(sizes []string) error {
+	allowed := WindowSizes()
+	if len(sizes) == 0 {
+		return badValue("", "must list at least one size (%s)", strings.Join(allowed, ", "))
+	}
+	for _, s := range sizes {
+		if err := oneOf(s, s, allowed...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func positive(d time.Duration) error {

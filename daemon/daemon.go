@@ -69,6 +69,7 @@ type Daemon struct {
 	notify func(string) error
 
 	db      *store.DB
+	tables  agg.Config // what the derived tables are computed with (windows.*; fixed until a restart)
 	merger  *cdc.Merger
 	metrics *metrics
 	inbox   *inbox
@@ -160,6 +161,9 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	if d.tables, err = AggConfig(cfg); err != nil {
+		return err
+	}
 	d.trigger, d.exportSched = trig, sched
 	d.startedAt = d.clock.Now()
 
@@ -168,7 +172,7 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 			d.closeResources()
 		}
 	}()
-	d.db, err = store.Open(cfg.DataDir, store.Options{Timeout: d.opts.StoreTimeout, Logger: d.log})
+	d.db, err = agg.Open(cfg.DataDir, d.tables, store.Options{Timeout: d.opts.StoreTimeout, Logger: d.log})
 	if err != nil {
 		if errors.Is(err, store.ErrLocked) {
 			return fmt.Errorf("serve: %w: stop the other process (another `upicdc serve`?) or give this one another data_dir", err)
@@ -191,7 +195,7 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	if err := d.inbox.open(); err != nil {
 		return err
 	}
-	d.metrics, err = newMetrics(d.opts.Registerer, d.gauges())
+	d.metrics, err = newMetrics(d.opts.Registerer, d.gauges(), d.db.Tables())
 	if err != nil {
 		return err
 	}
@@ -232,6 +236,16 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		d.g.Go(func() error { return d.watchdog(d.gctx, wd) })
 	}
 	return nil
+}
+
+// AggConfig is what the derived tables are computed with, from
+// windows.sizes and windows.timezone.
+func AggConfig(cfg config.Config) (agg.Config, error) {
+	zone, err := cfg.WindowsLocation()
+	if err != nil {
+		return agg.Config{}, err
+	}
+	return agg.Config{WindowSizes: cfg.Windows.Sizes, Zone: zone}, nil
 }
 
 // DB returns the store the daemon holds, for reads (bbolt read transactions
@@ -367,6 +381,7 @@ func (d *Daemon) processor() *agg.Processor {
 	return agg.NewProcessor(d.db, agg.Options{
 		Stream:                cfg.Stream.Name,
 		MaxVersionsPerTrigger: cfg.Stream.MaxVersionsPerTrigger,
+		Tables:                d.tables,
 		Logger:                d.log.With("component", "stream"),
 		Hook:                  d.batchHook,
 	})
@@ -403,7 +418,9 @@ func (d *Daemon) runBatch() (agg.BatchResult, error) {
 	if err == nil && res.Committed {
 		d.metrics.batchDuration.Observe(res.Duration.Seconds())
 		d.metrics.batchRows.Add(float64(res.ChangeRows))
-		d.metrics.commits.WithLabelValues(string(store.AggTable)).Inc()
+		for table := range res.Versions {
+			d.metrics.commits.WithLabelValues(table).Inc()
+		}
 	}
 	return res, err
 }
@@ -443,7 +460,7 @@ func (d *Daemon) watchdog(ctx context.Context, every time.Duration) error {
 			return nil
 		case <-t.C():
 		}
-		if _, err := d.db.LatestVersion(store.RawTable); err != nil {
+		if _, err := d.db.LatestVersion(cdc.RawTable); err != nil {
 			d.log.Error("watchdog: store read failed; not pinging", "err", err)
 			continue
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/upicdc/upicdc/agg"
+	"github.com/upicdc/upicdc/cdc"
 	"github.com/upicdc/upicdc/config"
 	"github.com/upicdc/upicdc/store"
 )
@@ -141,8 +142,8 @@ func TestInboxWaitsForInPlaceWrites(t *testing.T) {
 	}
 	// The inbox saw the empty file and put it off until it settles.
 	clock.waitDeadline(t, info.ModTime().Add(settle))
-	if st, err := d.Status(); err != nil || st.RawVersion != 0 {
-		t.Fatalf("raw version %d, %v: an empty new file was taken", st.RawVersion, err)
+	if st, err := d.Status(); err != nil || st.Version(cdc.RawTable) != 0 {
+		t.Fatalf("raw version %d, %v: an empty new file was taken", st.Version(cdc.RawTable), err)
 	} else if st.Inbox.BacklogFiles != 1 {
 		t.Errorf("backlog %d, want the waiting file counted", st.Inbox.BacklogFiles)
 	}
@@ -155,7 +156,7 @@ func TestInboxWaitsForInPlaceWrites(t *testing.T) {
 	}
 	taken := func() bool {
 		st, err := d.Status()
-		return err == nil && st.RawVersion == 1
+		return err == nil && st.Version(cdc.RawTable) == 1
 	}
 	for i := 0; !taken(); i++ {
 		if i == 1000 {
@@ -263,7 +264,7 @@ func (h *shutdownHarness) checkpoint(t *testing.T) int64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return cp.RawVersion
+	return cp.SourceVersion
 }
 
 func TestCloseFinishesTheCurrentMicroBatch(t *testing.T) {
@@ -319,7 +320,7 @@ func TestInboxRescanFindsFilesWithoutEvents(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return st.RawVersion
+		return st.Version(cdc.RawTable)
 	}
 	time.Sleep(100 * time.Millisecond)
 	if v := rawVersion(); v != 0 {

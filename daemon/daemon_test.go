@@ -15,10 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/upicdc/upicdc/agg"
+	"github.com/upicdc/upicdc/agg/aggtest"
+	"github.com/upicdc/upicdc/cdc"
 	"github.com/upicdc/upicdc/config"
 	"github.com/upicdc/upicdc/daemon"
 	"github.com/upicdc/upicdc/store"
-	"github.com/upicdc/upicdc/store/storetest"
 )
 
 const batches = "../examples/batches/"
@@ -95,7 +97,7 @@ func settled(t *testing.T, d *daemon.Daemon) daemon.Status {
 	var st daemon.Status
 	waitFor(t, "the inbox to drain and the processor to catch up", func() bool {
 		st = status(t, d)
-		return st.Ready && st.Inbox.BacklogFiles == 0 && st.Stream.VersionsBehind == 0 && st.AggVersion == st.Stream.Checkpoint.AggVersion
+		return st.Ready && st.Inbox.BacklogFiles == 0 && st.Stream.VersionsBehind == 0 && st.Version(agg.TotalsTable) == st.Stream.Checkpoint.Versions[agg.TotalsTable]
 	})
 	return st
 }
@@ -129,7 +131,7 @@ func read(t *testing.T, path string) []byte {
 
 func sources(t *testing.T, db *store.DB) []string {
 	t.Helper()
-	h, err := db.History(store.RawTable)
+	h, err := db.History(cdc.RawTable)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +184,7 @@ func TestInboxTakesWaitingFilesOldestFirst(t *testing.T) {
 	if got, want := sources(t, d.DB()), []string{"c.csv", "b.jsonl", "a.csv"}; !slices.Equal(got, want) {
 		t.Errorf("commit order %v, want %v (oldest first)", got, want)
 	}
-	if got := storetest.AggregateLines(t, d.DB(), -1); got != seedFinal {
+	if got := aggtest.AggregateLines(t, d.DB(), -1); got != seedFinal {
 		t.Errorf("aggregates:\n%s\nwant\n%s", got, seedFinal)
 	}
 	if got, want := names(t, filepath.Join(inbox, daemon.ProcessedDir)), []string{"a.csv", "b.jsonl", "c.csv"}; !slices.Equal(got, want) {
@@ -194,8 +196,8 @@ func TestInboxTakesWaitingFilesOldestFirst(t *testing.T) {
 			t.Errorf("%s was taken; it must be ignored", n)
 		}
 	}
-	if st.RawVersion != 3 || st.Stream.Checkpoint.RawVersion != 3 || st.Stream.VersionsBehind != 0 {
-		t.Errorf("status: raw %d agg %d checkpoint %+v", st.RawVersion, st.AggVersion, st.Stream.Checkpoint)
+	if st.Version(cdc.RawTable) != 3 || st.Stream.Checkpoint.RawVersion != 3 || st.Stream.VersionsBehind != 0 {
+		t.Errorf("status: raw %d agg %d checkpoint %+v", st.Version(cdc.RawTable), st.Version(agg.TotalsTable), st.Stream.Checkpoint)
 	}
 }
 
@@ -205,14 +207,14 @@ func TestInboxWatchesForNewFiles(t *testing.T) {
 	waitFor(t, "ready", func() bool { return status(t, d).Ready })
 	for i, b := range []string{"batch1.csv", "batch2.csv", "batch3.csv"} {
 		drop(t, cfg.InboxDir(), b, read(t, batches+b), time.Time{})
-		waitFor(t, b+" to be processed", func() bool { return status(t, d).AggVersion == int64(i+1) })
+		waitFor(t, b+" to be processed", func() bool { return status(t, d).Version(agg.TotalsTable) == int64(i+1) })
 	}
 	settled(t, d)
-	if got := storetest.AggregateLines(t, d.DB(), -1); got != seedFinal {
+	if got := aggtest.AggregateLines(t, d.DB(), -1); got != seedFinal {
 		t.Errorf("aggregates:\n%s\nwant\n%s", got, seedFinal)
 	}
 	var st daemon.Status
-	if code := get(t, d, "/api/v1/status", &st); code != 200 || !st.Ready || st.RawVersion != 3 || st.Stream.Trigger != "0s" {
+	if code := get(t, d, "/api/v1/status", &st); code != 200 || !st.Ready || st.Version(cdc.RawTable) != 3 || st.Stream.Trigger != "0s" {
 		t.Errorf("/api/v1/status: %d %+v", code, st)
 	}
 	var ready map[string]string
@@ -262,7 +264,7 @@ func TestInboxRejectsWithReason(t *testing.T) {
 func TestInboxCrashBetweenCommitAndMove(t *testing.T) {
 	cfg := testConfig(t)
 	// A previous daemon committed batch1.csv and died before moving it.
-	db, err := store.Open(cfg.DataDir, store.Options{})
+	db, err := agg.Open(cfg.DataDir, agg.Config{}, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,8 +291,8 @@ func TestInboxCrashBetweenCommitAndMove(t *testing.T) {
 
 	d := start(t, daemon.Options{Config: cfg})
 	st := settled(t, d)
-	if st.RawVersion != 1 {
-		t.Errorf("raw version %d, want 1: the file must not be applied twice", st.RawVersion)
+	if st.Version(cdc.RawTable) != 1 {
+		t.Errorf("raw version %d, want 1: the file must not be applied twice", st.Version(cdc.RawTable))
 	}
 	got := names(t, filepath.Join(cfg.InboxDir(), daemon.ProcessedDir))
 	if want := []string{"batch1-1.csv", "batch1.csv"}; !slices.Equal(got, want) {
@@ -408,7 +410,7 @@ func TestAvailableNowStopsAfterTheCatchUp(t *testing.T) {
 	// merged but not processed.
 	waitFor(t, "ready", func() bool { return status(t, d).Ready })
 	drop(t, cfg.InboxDir(), "batch2.csv", read(t, batches+"batch2.csv"), time.Time{})
-	waitFor(t, "batch2.csv merged", func() bool { return status(t, d).RawVersion == 2 })
+	waitFor(t, "batch2.csv merged", func() bool { return status(t, d).Version(cdc.RawTable) == 2 })
 	st := status(t, d)
 	if st.Stream.State != "stopped" || st.Stream.VersionsBehind < 1 || st.Stream.Checkpoint.RawVersion > 1 {
 		t.Errorf("stream %+v: want stopped, behind, checkpoint at most raw version 1", st.Stream)
@@ -426,5 +428,61 @@ func TestAvailableNowStopsAfterTheCatchUp(t *testing.T) {
 	want := fmt.Sprintf("upicdc_stream_lag_versions %d\n", st.Stream.VersionsBehind)
 	if !strings.Contains(m, want) || !strings.Contains(m, "upicdc_raw_version 2\n") {
 		t.Errorf("/metrics lacks %q or upicdc_raw_version 2", want)
+	}
+}
+
+// TestDaemonKeepsTheConfiguredWindows runs the daemon with windows.sizes
+// [1h] and windows.timezone UTC: the processor keeps exactly those windows,
+// and /api/v1/status and /metrics list every table with its version.
+func TestDaemonKeepsTheConfiguredWindows(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Windows.Sizes, cfg.Windows.Timezone = []string{"1h"}, "UTC"
+	d := start(t, daemon.Options{Config: cfg})
+	for _, b := range []string{"batch1.csv", "batch2.csv", "batch3.csv"} {
+		drop(t, cfg.InboxDir(), b, read(t, batches+b), time.Time{})
+	}
+	waitFor(t, "the three batches to be processed", func() bool {
+		st := status(t, d)
+		return st.Version(cdc.RawTable) == 3 && st.Stream.Checkpoint.RawVersion == 3
+	})
+	var windows struct {
+		Windows []map[string]any `json:"windows"`
+	}
+	if code := get(t, d, "/api/v1/merchants/M003/windows", &windows); code != 200 || len(windows.Windows) != 1 {
+		t.Fatalf("M003 windows: %d %v", code, windows.Windows)
+	}
+	if w := windows.Windows[0]; w["window_size"] != "1h" || w["window_start"] != "2024-12-21T10:00:00Z" || w["total_sales"] != 1500.0 {
+		t.Errorf("M003's window %v, want the 1h window of 10:00 UTC with 1500", w)
+	}
+
+	var st struct {
+		Tables []daemon.TableStatus `json:"tables"`
+		Stream struct {
+			Checkpoint struct {
+				Versions map[string]int64 `json:"versions"`
+			} `json:"checkpoint"`
+		} `json:"stream"`
+	}
+	if code := get(t, d, "/api/v1/status", &st); code != 200 {
+		t.Fatalf("/api/v1/status: %d", code)
+	}
+	want := []daemon.TableStatus{
+		{Name: cdc.RawTable, Version: 3},
+		{Name: agg.TotalsTable, Derived: true, Version: st.Stream.Checkpoint.Versions[agg.TotalsTable]},
+		{Name: agg.WindowsTable, Derived: true, Version: st.Stream.Checkpoint.Versions[agg.WindowsTable]},
+	}
+	if !slices.Equal(st.Tables, want) || want[2].Version < 1 {
+		t.Errorf("status tables %+v, want %+v", st.Tables, want)
+	}
+	resp, err := http.Get("http://" + d.Addr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, tbl := range want {
+		if line := fmt.Sprintf("upicdc_table_version{table=%q} %d\n", tbl.Name, tbl.Version); !strings.Contains(string(b), line) {
+			t.Errorf("/metrics lacks %q", line)
+		}
 	}
 }

@@ -5,7 +5,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/upicdc/upicdc/agg"
 	"github.com/upicdc/upicdc/cdc"
+	"github.com/upicdc/upicdc/store"
 )
 
 // metrics are the daemon's Prometheus metrics. Values that live in the store
@@ -27,11 +29,14 @@ type metrics struct {
 
 // gauges are the scrape-time values the daemon provides.
 type gauges struct {
-	rawVersion, aggVersion, lagVersions, lagSeconds func() float64
-	backlog, oldestAge, ready                       func() float64
+	// version returns a table's latest version.
+	version                 func(table string) float64
+	lagVersions, lagSeconds func() float64
+	backlog, oldestAge      func() float64
+	ready                   func() float64
 }
 
-func newMetrics(reg prometheus.Registerer, g gauges) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, g gauges, tables []store.TableInfo) (*metrics, error) {
 	const ns = "upicdc"
 	m := &metrics{
 		filesIngested: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "inbox", Name: "files_ingested_total",
@@ -64,13 +69,18 @@ func newMetrics(reg prometheus.Registerer, g gauges) (*metrics, error) {
 	cs := []prometheus.Collector{
 		m.filesIngested, m.filesRejected, m.ingestErrors, m.rowsMerged, m.staleRows, m.commits,
 		m.batchDuration, m.batchErrors, m.batchRows, m.reloads, m.exports,
-		gauge("raw", "version", "Latest version of raw_upi_transactions_v1.", g.rawVersion),
-		gauge("agg", "version", "Latest version of aggregated_upi_transactions.", g.aggVersion),
+		gauge("raw", "version", "Latest version of raw_upi_transactions_v1.", func() float64 { return g.version(cdc.RawTable) }),
+		gauge("agg", "version", "Latest version of aggregated_upi_transactions.", func() float64 { return g.version(agg.TotalsTable) }),
 		gauge("stream", "lag_versions", "Raw table versions the stream processor has not processed yet.", g.lagVersions),
 		gauge("stream", "lag_seconds", "Age of the oldest raw commit the stream processor has not processed yet (0 when caught up).", g.lagSeconds),
 		gauge("inbox", "backlog_files", "Files waiting in the inbox.", g.backlog),
 		gauge("inbox", "oldest_file_age_seconds", "Age (by modification time) of the oldest file waiting in the inbox (0 when empty).", g.oldestAge),
 		gauge("", "ready", "1 once the store is open and the first catch-up is done.", g.ready),
+	}
+	for _, t := range tables {
+		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: "table", Name: "version",
+			Help: "Latest version of each table.", ConstLabels: prometheus.Labels{"table": t.Name}},
+			func() float64 { return g.version(t.Name) }))
 	}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
@@ -102,7 +112,7 @@ func (m *metrics) ingested(r cdc.Result) {
 		return
 	}
 	m.filesIngested.WithLabelValues("merged").Inc()
-	m.commits.WithLabelValues("raw_upi_transactions_v1").Inc()
+	m.commits.WithLabelValues(cdc.RawTable).Inc()
 	m.rowsMerged.WithLabelValues("inserted").Add(float64(r.Stats.Inserted))
 	m.rowsMerged.WithLabelValues("updated").Add(float64(r.Stats.Updated))
 	m.rowsMerged.WithLabelValues("deleted").Add(float64(r.Stats.Deleted))

@@ -4,22 +4,42 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/upicdc/upicdc/cdc"
 	"github.com/upicdc/upicdc/config"
 	"github.com/upicdc/upicdc/store"
 )
 
 // Status is what /api/v1/status reports.
 type Status struct {
-	Ready          bool         `json:"ready"`
-	StartedAt      time.Time    `json:"started_at"`
-	RawVersion     int64        `json:"raw_version"`
-	AggVersion     int64        `json:"agg_version"`
-	Stream         StreamStatus `json:"stream"`
-	Inbox          InboxStatus  `json:"inbox"`
-	Export         ExportStatus `json:"export"`
-	LastError      *ErrorInfo   `json:"last_error"`
-	LastReload     *time.Time   `json:"last_reload"`
-	PendingRestart []string     `json:"pending_restart"`
+	Ready     bool      `json:"ready"`
+	StartedAt time.Time `json:"started_at"`
+	// Tables are every table of the store with its latest version, in the
+	// store's order (the raw table first).
+	Tables         []TableStatus `json:"tables"`
+	Stream         StreamStatus  `json:"stream"`
+	Inbox          InboxStatus   `json:"inbox"`
+	Export         ExportStatus  `json:"export"`
+	LastError      *ErrorInfo    `json:"last_error"`
+	LastReload     *time.Time    `json:"last_reload"`
+	PendingRestart []string      `json:"pending_restart"`
+}
+
+// TableStatus is one table's part of Status.
+type TableStatus struct {
+	Name    string `json:"name"`
+	Derived bool   `json:"derived"`
+	Version int64  `json:"version"`
+}
+
+// Version returns the latest version of the named table (-1: no such
+// table).
+func (s Status) Version(table string) int64 {
+	for _, t := range s.Tables {
+		if t.Name == table {
+			return t.Version
+		}
+	}
+	return -1
 }
 
 // StreamStatus is the stream processor's part of Status.
@@ -38,10 +58,12 @@ type StreamStatus struct {
 
 // CheckpointStatus is a stream checkpoint.
 type CheckpointStatus struct {
-	BatchID    int64      `json:"batch_id"`
-	RawVersion int64      `json:"raw_version"`
-	AggVersion int64      `json:"agg_version"`
-	UpdatedAt  *time.Time `json:"updated_at"`
+	BatchID int64 `json:"batch_id"`
+	// RawVersion is the raw version processed through.
+	RawVersion int64 `json:"raw_version"`
+	// Versions are the derived tables' versions at the checkpoint.
+	Versions  map[string]int64 `json:"versions"`
+	UpdatedAt *time.Time       `json:"updated_at"`
 }
 
 // InboxStatus is the inbox's part of Status.
@@ -59,21 +81,21 @@ type ExportStatus struct {
 
 // lagInfo is the stream processor's progress against the raw table.
 type lagInfo struct {
-	rawVersion, aggVersion int64
-	cp                     store.Checkpoint
-	behind                 int64
-	lag                    time.Duration
+	latest map[string]int64 // every table's latest version
+	cp     store.Checkpoint
+	behind int64
+	lag    time.Duration
 }
 
 // lagInfo reads the stream's progress in one store transaction, so the
 // checkpoint and the latest versions always belong together.
 func (d *Daemon) lagInfo() (lagInfo, error) {
-	p, err := d.db.Progress(d.config().Stream.Name)
+	p, err := d.db.Progress(d.config().Stream.Name, cdc.RawTable)
 	if err != nil {
 		return lagInfo{}, err
 	}
-	l := lagInfo{rawVersion: p.RawVersion, aggVersion: p.AggVersion, cp: p.Checkpoint}
-	l.behind = max(0, l.rawVersion-l.cp.RawVersion)
+	l := lagInfo{latest: p.Latest, cp: p.Checkpoint}
+	l.behind = max(0, p.SourceVersion-l.cp.SourceVersion)
 	if p.OldestPending > 0 {
 		l.lag = max(0, d.clock.Now().Sub(time.UnixMilli(p.OldestPending)))
 	}
@@ -97,8 +119,6 @@ func (d *Daemon) Status() (Status, error) {
 	st := Status{
 		Ready:          d.ready.Load(),
 		StartedAt:      d.startedAt.UTC(),
-		RawVersion:     l.rawVersion,
-		AggVersion:     l.aggVersion,
 		LastError:      d.lastErr,
 		PendingRestart: append([]string{}, d.pendingRestart...),
 	}
@@ -107,6 +127,9 @@ func (d *Daemon) Status() (Status, error) {
 		st.LastReload = &t
 	}
 	d.mu.Unlock()
+	for _, t := range d.db.Tables() {
+		st.Tables = append(st.Tables, TableStatus{Name: t.Name, Derived: t.Derived, Version: l.latest[t.Name]})
+	}
 
 	state := "running"
 	switch {
@@ -115,7 +138,10 @@ func (d *Daemon) Status() (Status, error) {
 	case trig.Kind == config.TriggerAvailableNow:
 		state = "stopped"
 	}
-	cp := CheckpointStatus{BatchID: l.cp.BatchID, RawVersion: l.cp.RawVersion, AggVersion: l.cp.AggVersion}
+	cp := CheckpointStatus{BatchID: l.cp.BatchID, RawVersion: l.cp.SourceVersion, Versions: l.cp.Versions}
+	if cp.Versions == nil {
+		cp.Versions = map[string]int64{}
+	}
 	if l.cp.UpdatedAt > 0 {
 		t := time.UnixMilli(l.cp.UpdatedAt).UTC()
 		cp.UpdatedAt = &t
@@ -149,8 +175,13 @@ func (d *Daemon) gauges() gauges {
 		}
 	}
 	return gauges{
-		rawVersion:  lag(func(l lagInfo) float64 { return float64(l.rawVersion) }),
-		aggVersion:  lag(func(l lagInfo) float64 { return float64(l.aggVersion) }),
+		version: func(table string) float64 {
+			l, err := d.lagInfo()
+			if err != nil {
+				return -1
+			}
+			return float64(l.latest[table])
+		},
 		lagVersions: lag(func(l lagInfo) float64 { return float64(l.behind) }),
 		lagSeconds:  lag(func(l lagInfo) float64 { return l.lag.Seconds() }),
 		backlog: func() float64 {

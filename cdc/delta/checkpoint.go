@@ -66,7 +66,7 @@ type cpProtocol struct {
 // checkpoint writes the classic checkpoint of version v from the exporter's
 // state, then _last_checkpoint. Both are replaced atomically (rename), so a
 // crash leaves either no checkpoint or a complete one.
-func (e *exporter[R, C]) checkpoint(v, ts int64) error {
+func (e *exporter) checkpoint(v, ts int64) error {
 	var rows []cpRow
 	rows = append(rows, cpRow{Protocol: &cpProtocol{MinReaderVersion: int32(e.proto.MinReaderVersion), MinWriterVersion: int32(e.proto.MinWriterVersion)}})
 	m := e.meta

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/parquet-go/parquet-go"
+
+	"github.com/upicdc/upicdc/store"
 )
 
 // TestMultiPartCheckpoint splits a checkpoint we wrote into the protocol's
@@ -16,24 +18,31 @@ import (
 // the replay reads all parts; an incomplete set is not a checkpoint.
 func TestMultiPartCheckpoint(t *testing.T) {
 	dir := t.TempDir()
-	e := &exporter[aggRecord, aggChange]{spec: aggSpec(), dir: dir, opts: Options{TargetFileRows: 2, CheckpointInterval: 10},
-		files: map[string]*liveFile{}, index: map[string]*liveFile{}, txns: map[string]Txn{}}
+	schema := store.Schema{KeyColumns: 1, Columns: []store.Column{
+		{Name: "merchant_id", Type: store.String},
+		{Name: "net_sales", Type: store.Money},
+	}}
+	e, err := newExporter(nil, dir, Options{TargetFileRows: 2, CheckpointInterval: 10}, store.TableInfo{Name: "t", Schema: schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.dir = dir
 	// A table of 25 files written straight from the exporter's state.
 	if err := os.MkdirAll(filepath.Join(dir, "_delta_log"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	e.proto = Protocol{MinReaderVersion: 1, MinWriterVersion: 4}
-	e.meta = Metadata{ID: newUUID(), Format: Format{Provider: "parquet"}, SchemaString: aggSchema, PartitionColumns: []string{},
+	e.meta = Metadata{ID: newUUID(), Format: Format{Provider: "parquet"}, SchemaString: e.layout.schemaString, PartitionColumns: []string{},
 		Configuration: map[string]string{"delta.enableChangeDataFeed": "true"}}
 	var want []string
 	for i := 0; i < 25; i++ {
-		rows := []aggRecord{{MerchantID: fmt.Sprintf("M%03d", i), TotalSales: int64(i * 100), NetSales: int64(i * 100)}}
+		rows := []store.Row{{store.S(fmt.Sprintf("M%03d", i)), store.M(store.Paise(i * 100))}}
 		name := fmt.Sprintf("part-%05d.parquet", i)
-		size, err := writeParquetFile(filepath.Join(dir, name), rows)
+		size, err := e.writeData(filepath.Join(dir, name), rows)
 		if err != nil {
 			t.Fatal(err)
 		}
-		e.files[name] = &liveFile{rows: 1, add: AddFile{Path: name, PartitionValues: map[string]*string{}, Size: size, Stats: aggStats(rows)}}
+		e.files[name] = &liveFile{rows: 1, add: AddFile{Path: name, PartitionValues: map[string]*string{}, Size: size, Stats: e.layout.stats(rows)}}
 		want = append(want, fmt.Sprintf("M%03d|%d.00", i, i))
 	}
 	if err := e.checkpoint(10, 1); err != nil {

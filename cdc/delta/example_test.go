@@ -21,7 +21,7 @@ import (
 func ExampleExport() {
 	tmp, _ := os.MkdirTemp("", "delta-example-")
 	defer os.RemoveAll(tmp)
-	db, err := store.Open(filepath.Join(tmp, "data"), store.Options{})
+	db, err := agg.Open(filepath.Join(tmp, "data"), agg.Config{}, store.Options{})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -47,7 +47,7 @@ func ExampleExport() {
 		return
 	}
 
-	tbl, err := delta.Open(filepath.Join(out, string(store.AggTable)))
+	tbl, err := delta.Open(filepath.Join(out, agg.TotalsTable))
 	if err != nil {
 		fmt.Println(err)
 		return

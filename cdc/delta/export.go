@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -52,8 +51,9 @@ const (
 
 // Options configures [Export].
 type Options struct {
-	// Tables to export; default both.
-	Tables []store.Table
+	// Tables names the tables to export, in this order; default every
+	// table of the store (db.Tables()).
+	Tables []string
 	// TargetFileRows is the most rows a data file gets (the target file size).
 	TargetFileRows int
 	// CheckpointInterval writes a checkpoint every this many versions.
@@ -66,14 +66,14 @@ type Options struct {
 
 // Progress reports one exported version.
 type Progress struct {
-	Table   store.Table
+	Table   string
 	Version int64
 	Latest  int64
 }
 
 // Result says what an export of one table did.
 type Result struct {
-	Table store.Table
+	Table string
 	Dir   string
 	// From..To are the versions written; From > To when nothing was new.
 	From, To    int64
@@ -82,7 +82,9 @@ type Result struct {
 	RowsWritten int64 // data rows written, including copy-on-write rewrites
 }
 
-// Export writes every store version not yet in DIR/<table> as Delta commits.
+// Export writes every store version not yet in DIR/<table> as Delta
+// commits, for each table of the store (or of opts.Tables). The layout of
+// each comes from the table's schema, so every derived table exports.
 func Export(ctx context.Context, db *store.DB, dir string, opts Options) ([]Result, error) {
 	if opts.TargetFileRows <= 0 {
 		opts.TargetFileRows = DefaultTargetFileRows
@@ -93,72 +95,27 @@ func Export(ctx context.Context, db *store.DB, dir string, opts Options) ([]Resu
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	tables := opts.Tables
-	if len(tables) == 0 {
-		tables = store.Tables()
+	var tables []store.TableInfo
+	if len(opts.Tables) == 0 {
+		tables = db.Tables()
+	}
+	for _, name := range opts.Tables {
+		// Every name is checked before anything is written.
+		t, err := db.Table(name)
+		if err != nil {
+			return nil, fmt.Errorf("export: %w", err)
+		}
+		tables = append(tables, t)
 	}
 	var out []Result
 	for _, t := range tables {
-		var res Result
-		var err error
-		switch t {
-		case store.RawTable:
-			res, err = exportTable(ctx, db, dir, opts, rawSpec())
-		case store.AggTable:
-			res, err = exportTable(ctx, db, dir, opts, aggSpec())
-		default:
-			err = fmt.Errorf("%w %q", store.ErrUnknownTable, t)
-		}
+		res, err := exportTable(ctx, db, dir, opts, t)
 		if err != nil {
-			return out, fmt.Errorf("export %s: %w", t, err)
+			return out, fmt.Errorf("export %s: %w", t.Name, err)
 		}
 		out = append(out, res)
 	}
 	return out, nil
-}
-
-// tableSpec is what differs between the two tables: record types, key,
-// schema and where the change rows come from.
-type tableSpec[R, C any] struct {
-	table     store.Table
-	schema    string
-	key       func(*R) string
-	keyColumn string
-	changes   func(ctx context.Context, db *store.DB, v int64, fn func(store.ChangeType, R) error) error
-	toCDC     func(R, string) C
-	stats     func([]R) string
-}
-
-func rawSpec() tableSpec[rawRecord, rawChange] {
-	return tableSpec[rawRecord, rawChange]{
-		table:     store.RawTable,
-		schema:    rawSchema,
-		key:       func(r *rawRecord) string { return r.TransactionID },
-		keyColumn: "transaction_id",
-		changes: func(ctx context.Context, db *store.DB, v int64, fn func(store.ChangeType, rawRecord) error) error {
-			return db.Changes(ctx, v, v, func(c store.Change) error { return fn(c.Type, rawRecordOf(c.Row)) })
-		},
-		toCDC: func(r rawRecord, ct string) rawChange {
-			return rawChange{rawRecord: r, ChangeType: ct}
-		},
-		stats: rawStats,
-	}
-}
-
-func aggSpec() tableSpec[aggRecord, aggChange] {
-	return tableSpec[aggRecord, aggChange]{
-		table:     store.AggTable,
-		schema:    aggSchema,
-		key:       func(r *aggRecord) string { return r.MerchantID },
-		keyColumn: "merchant_id",
-		changes: func(ctx context.Context, db *store.DB, v int64, fn func(store.ChangeType, aggRecord) error) error {
-			return db.AggChanges(ctx, v, v, func(c store.AggChange) error { return fn(c.Type, aggRecordOf(c.Agg)) })
-		},
-		toCDC: func(r aggRecord, ct string) aggChange {
-			return aggChange{aggRecord: r, ChangeType: ct}
-		},
-		stats: aggStats,
-	}
 }
 
 // liveFile is a data file of the exported table's current version.
@@ -168,25 +125,39 @@ type liveFile struct {
 }
 
 // exporter carries one table's state between versions of one export run.
-type exporter[R, C any] struct {
-	spec  tableSpec[R, C]
-	db    *store.DB
-	dir   string
-	opts  Options
-	files map[string]*liveFile // by path
-	index map[string]*liveFile // key → file holding it
-	tombs []RemoveFile
-	txns  map[string]Txn
-	meta  Metadata
-	proto Protocol
-	res   Result
+type exporter struct {
+	table  string
+	layout *layout
+	db     *store.DB
+	dir    string
+	opts   Options
+	files  map[string]*liveFile // by path
+	index  map[string]*liveFile // encoded key → file holding it
+	tombs  []RemoveFile
+	txns   map[string]Txn
+	meta   Metadata
+	proto  Protocol
+	res    Result
+	keyBuf []byte
 }
 
-func exportTable[R, C any](ctx context.Context, db *store.DB, root string, opts Options, spec tableSpec[R, C]) (Result, error) {
-	e := &exporter[R, C]{spec: spec, db: db, dir: filepath.Join(root, string(spec.table)), opts: opts,
+func newExporter(db *store.DB, root string, opts Options, t store.TableInfo) (*exporter, error) {
+	l, err := newLayout(t.Schema)
+	if err != nil {
+		return nil, err
+	}
+	e := &exporter{table: t.Name, layout: l, db: db, dir: filepath.Join(root, t.Name), opts: opts,
 		files: map[string]*liveFile{}, index: map[string]*liveFile{}, txns: map[string]Txn{}}
-	e.res = Result{Table: spec.table, Dir: e.dir}
-	latest, err := db.LatestVersion(spec.table)
+	e.res = Result{Table: t.Name, Dir: e.dir}
+	return e, nil
+}
+
+func exportTable(ctx context.Context, db *store.DB, root string, opts Options, t store.TableInfo) (Result, error) {
+	e, err := newExporter(db, root, opts, t)
+	if err != nil {
+		return Result{Table: t.Name}, err
+	}
+	latest, err := db.LatestVersion(e.table)
 	if err != nil {
 		return e.res, err
 	}
@@ -213,20 +184,20 @@ func exportTable[R, C any](ctx context.Context, db *store.DB, root string, opts 
 		}
 		e.res.To = v
 		if opts.Progress != nil {
-			opts.Progress(Progress{Table: spec.table, Version: v, Latest: latest})
+			opts.Progress(Progress{Table: e.table, Version: v, Latest: latest})
 		}
 	}
 	if e.res.To >= e.res.From {
-		opts.Logger.Info("exported", "table", spec.table, "from", e.res.From, "to", e.res.To, "files", e.res.FilesAdded)
+		opts.Logger.Info("exported", "table", e.table, "from", e.res.From, "to", e.res.To, "files", e.res.FilesAdded)
 	}
 	return e.res, nil
 }
 
 // resume loads the state of an existing export and returns the next version
 // to write (0 for a new table). The key → file index, which costs a read of
-// every live file's key column, is built only if there is a version up to
+// every live file's key columns, is built only if there is a version up to
 // latest to write: a scheduled export with nothing new reads only the log.
-func (e *exporter[R, C]) resume(ctx context.Context, latest int64) (int64, error) {
+func (e *exporter) resume(ctx context.Context, latest int64) (int64, error) {
 	if _, err := os.Stat(filepath.Join(e.dir, "_delta_log")); errors.Is(err, fs.ErrNotExist) {
 		return 0, nil
 	}
@@ -245,10 +216,11 @@ func (e *exporter[R, C]) resume(ctx context.Context, latest int64) (int64, error
 	if err != nil {
 		return 0, err
 	}
-	if s.Metadata.SchemaString != e.spec.schema {
-		return 0, fmt.Errorf("%w: %s has another schema (export into an empty directory)", ErrNotOurTable, e.dir)
+	if s.Metadata.SchemaString != e.layout.schemaString {
+		return 0, fmt.Errorf("%w: %s has the schema %s, the store's table %s (export into an empty directory)",
+			ErrNotOurTable, e.dir, s.Metadata.SchemaString, e.layout.schemaString)
 	}
-	ci, err := e.db.Commit(e.spec.table, s.Version)
+	ci, err := e.db.Commit(e.table, s.Version)
 	if err != nil {
 		return 0, fmt.Errorf("%w: %s is at version %d, which the store does not have: %v", ErrNotOurTable, e.dir, s.Version, err)
 	}
@@ -338,11 +310,16 @@ func rfc3339(ms int64) string {
 
 // indexKeys rebuilds which live file holds which key (and each file's row
 // count) from the files' key columns, so no sidecar can disagree with the log.
-func (e *exporter[R, C]) indexKeys(ctx context.Context) error {
+func (e *exporter) indexKeys(ctx context.Context) error {
 	for path, lf := range e.files {
-		keys, err := e.readKeys(path)
-		if err != nil {
+		var keys []string
+		err := readParquet(filepath.Join(e.dir, filepath.FromSlash(path)), func(pf *parquet.File) error {
+			var err error
+			keys, err = e.layout.readKeys(pf)
 			return err
+		})
+		if err != nil {
+			return fmt.Errorf("read %s: %w", path, err)
 		}
 		lf.rows = len(keys)
 		for _, k := range keys {
@@ -356,18 +333,12 @@ func (e *exporter[R, C]) indexKeys(ctx context.Context) error {
 }
 
 // readFile reads one of our data files back.
-func (e *exporter[R, C]) readFile(path string) ([]R, error) {
-	var rows []R
+func (e *exporter) readFile(path string) ([]store.Row, error) {
+	var rows []store.Row
 	err := readParquet(filepath.Join(e.dir, filepath.FromSlash(path)), func(pf *parquet.File) error {
-		r := parquet.NewGenericReader[R](pf)
-		defer r.Close()
-		rows = make([]R, pf.NumRows())
-		n, err := r.Read(rows)
-		if err != nil && !errors.Is(err, io.EOF) {
-			return err
-		}
-		rows = rows[:n]
-		return nil
+		var err error
+		rows, err = e.layout.readRows(pf)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
@@ -375,82 +346,37 @@ func (e *exporter[R, C]) readFile(path string) ([]R, error) {
 	return rows, nil
 }
 
-// readKeys reads only the key column of one of our data files: rebuilding
-// the key → file map must not decode whole tables.
-func (e *exporter[R, C]) readKeys(path string) ([]string, error) {
-	var keys []string
-	err := readParquet(filepath.Join(e.dir, filepath.FromSlash(path)), func(pf *parquet.File) error {
-		leaf, ok := pf.Schema().Lookup(e.spec.keyColumn)
-		if !ok {
-			return fmt.Errorf("%w: no column %s", ErrNotOurTable, e.spec.keyColumn)
-		}
-		keys = make([]string, 0, pf.NumRows())
-		buf := make([]parquet.Value, 4096)
-		for _, rg := range pf.RowGroups() {
-			pages := rg.ColumnChunks()[leaf.ColumnIndex].Pages()
-			for {
-				p, err := pages.ReadPage()
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				if err != nil {
-					pages.Close()
-					return err
-				}
-				vr := p.Values()
-				for {
-					n, err := vr.ReadValues(buf)
-					for _, v := range buf[:n] {
-						keys = append(keys, string(v.ByteArray()))
-					}
-					if errors.Is(err, io.EOF) {
-						break
-					}
-					if err != nil {
-						pages.Close()
-						return err
-					}
-				}
-				parquet.Release(p)
-			}
-			pages.Close()
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	return keys, nil
-}
-
 // version exports store version v.
-func (e *exporter[R, C]) version(ctx context.Context, v int64) error {
-	ci, err := e.db.Commit(e.spec.table, v)
+func (e *exporter) version(ctx context.Context, v int64) error {
+	ci, err := e.db.Commit(e.table, v)
 	if err != nil {
 		return err
 	}
 	ts := ci.Timestamp
 	// The version's change rows in feed order, and each key's final image.
-	var feed []C
+	var feed []store.Change
 	type final struct {
-		row     R
+		row     store.Row
 		deleted bool
 	}
 	finals := map[string]*final{}
 	var order []string // keys in first-seen order
-	err = e.spec.changes(ctx, e.db, v, func(t store.ChangeType, r R) error {
-		feed = append(feed, e.spec.toCDC(r, t.String()))
-		if t == store.UpdatePreimage {
+	err = e.db.Changes(ctx, e.table, v, v, func(c store.Change) error {
+		feed = append(feed, c)
+		if c.Type == store.UpdatePreimage {
 			return nil
 		}
-		k := e.spec.key(&r)
+		k, err := e.layout.key(&e.keyBuf, c.Row)
+		if err != nil {
+			return err
+		}
 		f := finals[k]
 		if f == nil {
 			f = &final{}
 			finals[k] = f
 			order = append(order, k)
 		}
-		f.row, f.deleted = r, t == store.Delete
+		f.row, f.deleted = c.Row, c.Type == store.Delete
 		return nil
 	})
 	if err != nil {
@@ -475,7 +401,7 @@ func (e *exporter[R, C]) version(ctx context.Context, v int64) error {
 	if v == 0 || e.meta.ID == "" {
 		e.proto = Protocol{MinReaderVersion: 1, MinWriterVersion: 4}
 		e.meta = Metadata{ID: newUUID(), Format: Format{Provider: "parquet", Options: map[string]string{}},
-			SchemaString: e.spec.schema, PartitionColumns: []string{},
+			SchemaString: e.layout.schemaString, PartitionColumns: []string{},
 			Configuration: map[string]string{"delta.enableChangeDataFeed": "true"}, CreatedTime: &ts}
 		lines = append(lines, map[string]any{"protocol": e.proto}, map[string]any{"metaData": e.meta})
 	}
@@ -510,15 +436,19 @@ func (e *exporter[R, C]) version(ctx context.Context, v int64) error {
 		paths = append(paths, p)
 	}
 	sort.Strings(paths)
-	var pending []R
+	var pending []store.Row
 	for _, p := range paths {
 		rows, err := e.readFile(p)
 		if err != nil {
 			return err
 		}
-		for i := range rows {
-			if finals[e.spec.key(&rows[i])] == nil {
-				pending = append(pending, rows[i])
+		for _, r := range rows {
+			k, err := e.layout.key(&e.keyBuf, r)
+			if err != nil {
+				return err
+			}
+			if finals[k] == nil {
+				pending = append(pending, r)
 			}
 		}
 	}
@@ -528,16 +458,16 @@ func (e *exporter[R, C]) version(ctx context.Context, v int64) error {
 		}
 	}
 	var added []*liveFile
-	var addRows [][]R
+	var addRows [][]store.Row
 	for start := 0; start < len(pending); start += e.opts.TargetFileRows {
 		chunk := pending[start:min(start+e.opts.TargetFileRows, len(pending))]
 		name := fmt.Sprintf("part-%05d-%s-c000.snappy.parquet", len(added), newUUID())
-		size, err := writeParquetFile(filepath.Join(e.dir, name), chunk)
+		size, err := e.writeData(filepath.Join(e.dir, name), chunk)
 		if err != nil {
 			return err
 		}
 		lf := &liveFile{rows: len(chunk), add: AddFile{Path: name, PartitionValues: map[string]*string{}, Size: size,
-			ModificationTime: ts, DataChange: true, Stats: e.spec.stats(chunk)}}
+			ModificationTime: ts, DataChange: true, Stats: e.layout.stats(chunk)}}
 		added = append(added, lf)
 		addRows = append(addRows, chunk)
 		e.res.RowsWritten += int64(len(chunk))
@@ -554,7 +484,7 @@ func (e *exporter[R, C]) version(ctx context.Context, v int64) error {
 	}
 	if len(feed) > 0 {
 		name := fmt.Sprintf("cdc-00000-%s.c000.snappy.parquet", newUUID())
-		size, err := writeParquetFile(filepath.Join(e.dir, "_change_data", name), feed)
+		size, err := e.writeChanges(filepath.Join(e.dir, "_change_data", name), feed)
 		if err != nil {
 			return err
 		}
@@ -581,8 +511,12 @@ func (e *exporter[R, C]) version(ctx context.Context, v int64) error {
 	}
 	for i, lf := range added {
 		e.files[lf.add.Path] = lf
-		for j := range addRows[i] {
-			e.index[e.spec.key(&addRows[i][j])] = lf
+		for _, r := range addRows[i] {
+			k, err := e.layout.key(&e.keyBuf, r)
+			if err != nil {
+				return err
+			}
+			e.index[k] = lf
 		}
 	}
 	e.res.FilesAdded += len(added)
@@ -590,6 +524,26 @@ func (e *exporter[R, C]) version(ctx context.Context, v int64) error {
 		return e.checkpoint(v, ts)
 	}
 	return nil
+}
+
+// writeData writes rows as a data file.
+func (e *exporter) writeData(path string, rows []store.Row) (int64, error) {
+	enc := rowEncoder{l: e.layout}
+	return writeRowsFile(path, e.layout.parquetSchema(e.layout.dictColumns(rows), false), len(rows), func(i int, dst parquet.Row) parquet.Row {
+		return enc.append(dst, rows[i], "")
+	})
+}
+
+// writeChanges writes a version's change rows as a change-data file.
+func (e *exporter) writeChanges(path string, feed []store.Change) (int64, error) {
+	rows := make([]store.Row, len(feed))
+	for i := range feed {
+		rows[i] = feed[i].Row
+	}
+	enc := rowEncoder{l: e.layout}
+	return writeRowsFile(path, e.layout.parquetSchema(e.layout.dictColumns(rows), true), len(feed), func(i int, dst parquet.Row) parquet.Row {
+		return enc.append(dst, feed[i].Row, feed[i].Type.String())
+	})
 }
 
 func stringMap(m map[string]string) map[string]string {
@@ -608,7 +562,8 @@ func metricsMap(m map[string]int64) map[string]string {
 	return out
 }
 
-// writeParquetFile writes rows as a snappy Parquet file, synced, and returns its size.
+// writeParquetFile writes Go values (checkpoint rows) as a snappy Parquet
+// file, synced, and returns its size.
 func writeParquetFile[T any](path string, rows []T) (int64, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
@@ -619,7 +574,39 @@ func writeParquetFile[T any](path string, rows []T) (int64, error) {
 		f.Close()
 		return 0, fmt.Errorf("write %s: %w", path, err)
 	}
-	if err := w.Close(); err != nil {
+	return closeParquet(f, w.Close, path)
+}
+
+// writeRowsFile writes n rows of schema as a snappy Parquet file, synced,
+// and returns its size; row(i, dst) appends row i's values to dst.
+func writeRowsFile(path string, schema *parquet.Schema, n int, row func(i int, dst parquet.Row) parquet.Row) (int64, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return 0, err
+	}
+	w := parquet.NewGenericWriter[any](f, schema, parquet.Compression(&parquet.Snappy), parquet.CreatedBy("upicdc", "", ""))
+	const batch = 1024
+	buf := make([]parquet.Row, 0, batch)
+	vals := make(parquet.Row, 0, batch*len(schema.Columns()))
+	for i := 0; i < n; {
+		buf, vals = buf[:0], vals[:0]
+		for ; i < n && len(buf) < batch; i++ {
+			start := len(vals)
+			vals = row(i, vals)
+			buf = append(buf, vals[start:len(vals):len(vals)])
+		}
+		if _, err := w.WriteRows(buf); err != nil {
+			f.Close()
+			return 0, fmt.Errorf("write %s: %w", path, err)
+		}
+	}
+	return closeParquet(f, w.Close, path)
+}
+
+// closeParquet closes the Parquet writer, syncs and closes the file and
+// returns its size.
+func closeParquet(f *os.File, closeWriter func() error, path string) (int64, error) {
+	if err := closeWriter(); err != nil {
 		f.Close()
 		return 0, fmt.Errorf("write %s: %w", path, err)
 	}
@@ -639,7 +626,7 @@ func writeParquetFile[T any](path string, rows []T) (int64, error) {
 // synced temporary file whose mtime is set to the commit timestamp (Spark's
 // _commit_timestamp), then a hard link publishes it atomically and fails if
 // the commit exists.
-func (e *exporter[R, C]) writeCommit(v, ts int64, lines []any) error {
+func (e *exporter) writeCommit(v, ts int64, lines []any) error {
 	var buf []byte
 	for _, l := range lines {
 		data, err := json.Marshal(l)

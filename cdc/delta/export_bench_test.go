@@ -6,13 +6,30 @@ import (
 	"os"
 	"testing"
 
+	"github.com/upicdc/upicdc/agg"
+	"github.com/upicdc/upicdc/agg/aggtest"
 	"github.com/upicdc/upicdc/cdc"
 	"github.com/upicdc/upicdc/cdc/cdctest"
 	"github.com/upicdc/upicdc/cdc/delta"
 	"github.com/upicdc/upicdc/store"
 )
 
-var rawOnly = delta.Options{Tables: []store.Table{store.RawTable}}
+var rawOnly = delta.Options{Tables: []string{cdc.RawTable}}
+
+// benchTable is cdctest.Table on a store with every table declared.
+func benchTable(b *testing.B, rows int, ordered bool) (*store.DB, *cdctest.Workload) {
+	b.Helper()
+	db := aggtest.Open(b, b.TempDir(), agg.Config{})
+	w := cdctest.NewWorkload(1, ordered)
+	m := cdc.NewMerger(db, cdc.ParseOptions{}, nil)
+	const step = 100_000
+	for done := 0; done < rows; done += step {
+		if _, err := m.Merge(context.Background(), w.Batch(min(step, rows-done), 0)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return db, w
+}
 
 // BenchmarkExportFull exports a raw table built by 100k-row MERGEs into an
 // empty directory: every version's data, change-data and commit files.
@@ -24,7 +41,7 @@ func BenchmarkExportFull(b *testing.B) {
 	}
 	for _, size := range sizes {
 		b.Run(fmt.Sprintf("table=%dk", size/1000), func(b *testing.B) {
-			db, _ := cdctest.Table(b, size, false)
+			db, _ := benchTable(b, size, false)
 			b.ResetTimer()
 			for b.Loop() {
 				b.StopTimer()
@@ -48,7 +65,7 @@ func BenchmarkExportIncremental(b *testing.B) {
 	for _, ordered := range []bool{false, true} {
 		ids := map[bool]string{false: "random", true: "ordered"}[ordered]
 		b.Run(fmt.Sprintf("table=1000k/file=100k/ids=%s", ids), func(b *testing.B) {
-			db, w := cdctest.Table(b, 1_000_000, ordered)
+			db, w := benchTable(b, 1_000_000, ordered)
 			dir := b.TempDir()
 			if _, err := delta.Export(context.Background(), db, dir, rawOnly); err != nil {
 				b.Fatal(err)
@@ -78,7 +95,7 @@ func BenchmarkExportIncremental(b *testing.B) {
 // 1M-row table: the fixed cost of a run (reading the log and the key column
 // of every live file to rebuild the key → file map).
 func BenchmarkExportNothingNew(b *testing.B) {
-	db, _ := cdctest.Table(b, 1_000_000, false)
+	db, _ := benchTable(b, 1_000_000, false)
 	dir := b.TempDir()
 	if _, err := delta.Export(context.Background(), db, dir, rawOnly); err != nil {
 		b.Fatal(err)

@@ -18,30 +18,27 @@ import (
 	"time"
 
 	"github.com/upicdc/upicdc/agg"
+	"github.com/upicdc/upicdc/agg/aggtest"
 	"github.com/upicdc/upicdc/cdc"
 	"github.com/upicdc/upicdc/cdc/delta"
 	"github.com/upicdc/upicdc/examples"
 	"github.com/upicdc/upicdc/store"
 )
 
+// testTables computes every window size, so the windows table gets rows
+// of each.
+var testTables = agg.Config{WindowSizes: []string{"1h", "1d", "1w"}}
+
 func openStore(t testing.TB) *store.DB {
 	t.Helper()
-	db, err := store.Open(filepath.Join(t.TempDir(), "data"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := db.Check(context.Background()); err != nil {
-			t.Errorf("bbolt check: %v", err)
-		}
-		db.Close()
-	})
-	return db
+	return aggtest.Open(t, filepath.Join(t.TempDir(), "data"), testTables)
 }
 
 // workload MERGEs random batches into db and runs the processor after each:
 // inserts, updates (several steps of one transaction in one batch too),
-// deletes, re-inserts after a delete, and stale rows.
+// deletes, re-inserts after a delete, and stale rows. transaction_time
+// moves up to 20 minutes a row, so the rows spread over many hourly and
+// some daily windows.
 type workload struct {
 	rng   *rand.Rand
 	clock int64 // transaction_time, micros; rows move forward
@@ -54,10 +51,10 @@ func newWorkload(seed uint64) *workload {
 }
 
 func (w *workload) batch(rows int) *cdc.Batch {
-	statuses := []store.Status{store.StatusInitiated, store.StatusCompleted, store.StatusFailed, store.StatusRefunded}
+	statuses := []cdc.Status{cdc.StatusInitiated, cdc.StatusCompleted, cdc.StatusFailed, cdc.StatusRefunded}
 	var in []cdc.Input
 	for i := 0; i < rows; i++ {
-		w.clock += int64(w.rng.IntN(5_000_000)) + 1 // sub-second parts exercise micro precision
+		w.clock += int64(w.rng.IntN(1_200_000_000)) + 1 // sub-second parts exercise micro precision
 		var id string
 		if len(w.keys) == 0 || w.rng.IntN(3) == 0 {
 			w.n++
@@ -66,7 +63,7 @@ func (w *workload) batch(rows int) *cdc.Batch {
 		} else {
 			id = w.keys[w.rng.IntN(len(w.keys))]
 		}
-		row := store.Row{
+		row := cdc.Row{
 			TransactionID: id,
 			UPIID:         fmt.Sprintf("user%d@upi", w.rng.IntN(50)),
 			MerchantID:    fmt.Sprintf("M%03d", w.rng.IntN(7)),
@@ -91,7 +88,7 @@ func (w *workload) run(t *testing.T, db *store.DB, batches, rows int) {
 	t.Helper()
 	ctx := context.Background()
 	m := cdc.NewMerger(db, cdc.ParseOptions{}, nil)
-	p := agg.NewProcessor(db, agg.Options{})
+	p := agg.NewProcessor(db, agg.Options{Tables: testTables})
 	for i := 0; i < batches; i++ {
 		if _, err := m.Merge(ctx, w.batch(1+w.rng.IntN(rows))); err != nil {
 			t.Fatal(err)
@@ -107,40 +104,54 @@ func (w *workload) run(t *testing.T, db *store.DB, batches, rows int) {
 	}
 }
 
-func storeRawLines(t *testing.T, db *store.DB, v int64) []string {
-	t.Helper()
-	var out []string
-	if _, err := db.ScanRows(context.Background(), v, func(r store.Row) error {
-		out = append(out, rawLine(r))
-		return nil
-	}); err != nil {
-		t.Fatal(err)
+// valueText renders a store value the way rowText renders what the Delta
+// reader returns for it: decimals with two places, timestamps RFC 3339 UTC.
+func valueText(c store.Column, v store.Value) string {
+	if v.Null {
+		return "null"
 	}
-	slices.Sort(out)
-	return out
+	switch c.Type {
+	case store.String, store.Enum:
+		return v.Str
+	case store.Money:
+		return v.Paise().Decimal()
+	case store.Timestamp:
+		return delta.FormatValue(v.Time())
+	case store.Bool:
+		return strconv.FormatBool(v.Bool())
+	}
+	return itoa(v.Int)
 }
 
-func rawLine(r store.Row) string {
-	return strings.Join([]string{r.TransactionID, r.UPIID, r.MerchantID, r.Amount.Decimal(),
-		delta.FormatValue(time.UnixMicro(r.Time).UTC()), r.Status.String()}, "|")
-}
-
-func aggLine(a store.Aggregate) string {
-	return strings.Join([]string{a.MerchantID, a.TotalSales.Decimal(), a.TotalRefunds.Decimal(), a.NetSales.Decimal(),
-		itoa(a.Initiated), itoa(a.Completed), itoa(a.Failed), itoa(a.Refunded), itoa(a.LastRawVersion)}, "|")
+func storeLine(s store.Schema, r store.Row) string {
+	parts := make([]string, len(r))
+	for i, v := range r {
+		parts[i] = valueText(s.Columns[i], v)
+	}
+	return strings.Join(parts, "|")
 }
 
 func itoa(v int64) string { return strconv.FormatInt(v, 10) }
 
-func storeAggLines(t *testing.T, db *store.DB, v int64) []string {
+func tableSchema(t *testing.T, db *store.DB, table string) store.Schema {
 	t.Helper()
-	rows, _, err := db.Aggregates(v)
+	info, err := db.Table(table)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return info.Schema
+}
+
+// storeLines returns a table's rows at version v as sorted lines.
+func storeLines(t *testing.T, db *store.DB, table string, v int64) []string {
+	t.Helper()
+	s := tableSchema(t, db, table)
 	var out []string
-	for _, a := range rows {
-		out = append(out, aggLine(a))
+	if _, err := db.Scan(context.Background(), table, v, store.KeyRange{}, func(r store.Row) error {
+		out = append(out, storeLine(s, r))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 	slices.Sort(out)
 	return out
@@ -159,22 +170,14 @@ func deltaChangeLines(t *testing.T, tbl *delta.Table, from, to int64) []string {
 	return out
 }
 
-func storeChangeLines(t *testing.T, db *store.DB, table store.Table, from, to int64) []string {
+func storeChangeLines(t *testing.T, db *store.DB, table string, from, to int64) []string {
 	t.Helper()
+	s := tableSchema(t, db, table)
 	var out []string
-	var err error
-	if table == store.RawTable {
-		err = db.Changes(context.Background(), from, to, func(c store.Change) error {
-			out = append(out, rawLine(c.Row)+"|"+c.Type.String()+"|"+itoa(c.Version)+"|"+itoa(c.Timestamp))
-			return nil
-		})
-	} else {
-		err = db.AggChanges(context.Background(), from, to, func(c store.AggChange) error {
-			out = append(out, aggLine(c.Agg)+"|"+c.Type.String()+"|"+itoa(c.Version)+"|"+itoa(c.Timestamp))
-			return nil
-		})
-	}
-	if err != nil {
+	if err := db.Changes(context.Background(), table, from, to, func(c store.Change) error {
+		out = append(out, storeLine(s, c.Row)+"|"+c.Type.String()+"|"+itoa(c.Version)+"|"+itoa(c.Timestamp))
+		return nil
+	}); err != nil {
 		t.Fatal(err)
 	}
 	return out
@@ -183,10 +186,14 @@ func storeChangeLines(t *testing.T, db *store.DB, table store.Table, from, to in
 // checkExport asserts that the exported tables equal the store at every
 // version: snapshot rows, change feed (in order, with _commit_version and
 // _commit_timestamp), commit timestamps, commit file mtimes and txn actions.
-func checkExport(t *testing.T, db *store.DB, dir string) {
+// It returns the tables it checked.
+func checkExport(t *testing.T, db *store.DB, dir string) []string {
 	t.Helper()
-	for _, table := range store.Tables() {
-		tbl, err := delta.Open(filepath.Join(dir, string(table)))
+	var checked []string
+	for _, info := range db.Tables() {
+		table := info.Name
+		checked = append(checked, table)
+		tbl, err := delta.Open(filepath.Join(dir, table))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -200,14 +207,11 @@ func checkExport(t *testing.T, db *store.DB, dir string) {
 		}
 		for v := int64(0); v <= latest; v++ {
 			s, rows := snapshotRows(t, tbl, v)
-			var want []string
-			if table == store.RawTable {
-				want = storeRawLines(t, db, v)
-			} else {
-				want = storeAggLines(t, db, v)
-			}
-			if !slices.Equal(rows, want) {
+			if want := storeLines(t, db, table, v); !slices.Equal(rows, want) {
 				t.Fatalf("%s version %d: Delta rows\n  %s\nstore rows\n  %s", table, v, strings.Join(rows, "\n  "), strings.Join(want, "\n  "))
+			}
+			if got := s.Schema.Names(); !slices.Equal(got, columnNames(info.Schema)) {
+				t.Errorf("%s version %d: Delta columns %v, store %v", table, v, got, columnNames(info.Schema))
 			}
 			ci, err := db.Commit(table, v)
 			if err != nil {
@@ -236,6 +240,15 @@ func checkExport(t *testing.T, db *store.DB, dir string) {
 			}
 		}
 	}
+	return checked
+}
+
+func columnNames(s store.Schema) []string {
+	out := make([]string, len(s.Columns))
+	for i, c := range s.Columns {
+		out[i] = c.Name
+	}
+	return out
 }
 
 func export(t *testing.T, db *store.DB, dir string, opts delta.Options) []delta.Result {
@@ -263,8 +276,29 @@ func TestExportRoundTrip(t *testing.T) {
 			db := openStore(t)
 			newWorkload(tc.seed).run(t, db, tc.batches, tc.batchRows)
 			dir := t.TempDir()
-			export(t, db, dir, delta.Options{TargetFileRows: tc.fileRows})
-			checkExport(t, db, dir)
+			res := export(t, db, dir, delta.Options{TargetFileRows: tc.fileRows})
+			want := []string{cdc.RawTable, agg.TotalsTable, agg.WindowsTable}
+			if got := checkExport(t, db, dir); !slices.Equal(got, want) {
+				t.Errorf("checked tables %v, want %v", got, want)
+			}
+			var names []string
+			for _, r := range res {
+				names = append(names, r.Table)
+			}
+			if !slices.Equal(names, want) {
+				t.Errorf("exported %v, want %v in that order", names, want)
+			}
+			// The windows table is not trivial: rows of every size and
+			// more than one file of them once files are small.
+			windows := storeLines(t, db, agg.WindowsTable, -1)
+			for _, size := range testTables.WindowSizes {
+				if !slices.ContainsFunc(windows, func(l string) bool { return strings.Contains(l, "|"+size+"|") }) {
+					t.Errorf("no %s window in %d window rows", size, len(windows))
+				}
+			}
+			if w := res[2]; tc.fileRows < 50 && w.FilesAdded < 2 {
+				t.Errorf("windows export added %d files", w.FilesAdded)
+			}
 		})
 	}
 }
@@ -301,7 +335,7 @@ func TestExportResumesAfterCrash(t *testing.T) {
 	dir := t.TempDir()
 	opts := delta.Options{TargetFileRows: 6}
 	export(t, db, dir, opts)
-	raw := filepath.Join(dir, string(store.RawTable), "_delta_log")
+	raw := filepath.Join(dir, cdc.RawTable, "_delta_log")
 
 	// A crash before version 21's commit: its data files exist, its commit
 	// does not. A crash between version 20's commit and its checkpoint.
@@ -310,14 +344,14 @@ func TestExportResumesAfterCrash(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	tbl, err := delta.Open(filepath.Join(dir, string(store.RawTable)))
+	tbl, err := delta.Open(filepath.Join(dir, cdc.RawTable))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if v, err := tbl.LatestVersion(); err != nil || v != 20 {
 		t.Fatalf("after the crash the table is at %d, %v; want 20", v, err)
 	}
-	if _, rows := snapshotRows(t, tbl, 20); !slices.Equal(rows, storeRawLines(t, db, 20)) {
+	if _, rows := snapshotRows(t, tbl, 20); !slices.Equal(rows, storeLines(t, db, cdc.RawTable, 20)) {
 		t.Fatal("table not readable at its last complete version")
 	}
 	res := export(t, db, dir, opts)
@@ -341,10 +375,11 @@ func TestExportRefusesForeignTable(t *testing.T) {
 	}
 }
 
-// seedStore is the demo: the seed's three batches, the processor after each.
+// seedStore is the demo: the seed's three batches, the processor after
+// each, with the default table configuration.
 func seedStore(t *testing.T) *store.DB {
 	t.Helper()
-	db := openStore(t)
+	db := aggtest.Open(t, filepath.Join(t.TempDir(), "data"), agg.Config{})
 	p := agg.NewProcessor(db, agg.Options{})
 	for _, name := range examples.SeedBatches() {
 		data, err := fs.ReadFile(examples.Batches, name)
@@ -373,8 +408,8 @@ func seedStore(t *testing.T) *store.DB {
 func TestExportRefusesAfterForeignCommits(t *testing.T) {
 	db := seedStore(t)
 	dir := t.TempDir()
-	export(t, db, dir, delta.Options{Tables: []store.Table{store.RawTable}})
-	logDir := filepath.Join(dir, string(store.RawTable), "_delta_log")
+	export(t, db, dir, delta.Options{Tables: []string{cdc.RawTable}})
+	logDir := filepath.Join(dir, cdc.RawTable, "_delta_log")
 	foreign, err := filepath.Glob(filepath.Join("testdata", "spark", "foreign-vacuum", "*.json"))
 	if err != nil || len(foreign) != 2 {
 		t.Fatalf("foreign commits: %v, %v", foreign, err)
@@ -388,7 +423,7 @@ func TestExportRefusesAfterForeignCommits(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	_, err = delta.Export(context.Background(), db, dir, delta.Options{Tables: []store.Table{store.RawTable}})
+	_, err = delta.Export(context.Background(), db, dir, delta.Options{Tables: []string{cdc.RawTable}})
 	if !errors.Is(err, delta.ErrNotOurTable) {
 		t.Fatalf("export after Spark's VACUUM: err = %v, want ErrNotOurTable", err)
 	}
@@ -410,7 +445,7 @@ func TestExportRefusesAfterForeignCommits(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	export(t, db, dir, delta.Options{Tables: []store.Table{store.RawTable}})
+	export(t, db, dir, delta.Options{Tables: []string{cdc.RawTable}})
 }
 
 // TestExportMismatchTimestampsAreRFC3339: the store-mismatch error shows
@@ -418,13 +453,13 @@ func TestExportRefusesAfterForeignCommits(t *testing.T) {
 func TestExportMismatchTimestampsAreRFC3339(t *testing.T) {
 	db := seedStore(t)
 	dir := t.TempDir()
-	export(t, db, dir, delta.Options{Tables: []store.Table{store.RawTable}})
-	commit := filepath.Join(dir, string(store.RawTable), "_delta_log", "00000000000000000003.json")
+	export(t, db, dir, delta.Options{Tables: []string{cdc.RawTable}})
+	commit := filepath.Join(dir, cdc.RawTable, "_delta_log", "00000000000000000003.json")
 	mt := time.Date(2031, 2, 3, 4, 5, 6, 0, time.UTC) // after the commits before it: not monotonized away
 	if err := os.Chtimes(commit, mt, mt); err != nil {
 		t.Fatal(err)
 	}
-	_, err := delta.Export(context.Background(), db, dir, delta.Options{Tables: []store.Table{store.RawTable}})
+	_, err := delta.Export(context.Background(), db, dir, delta.Options{Tables: []string{cdc.RawTable}})
 	if !errors.Is(err, delta.ErrNotOurTable) || !strings.Contains(err.Error(), "committed at 2031-02-03T04:05:06.000Z") {
 		t.Errorf("err = %v", err)
 	}

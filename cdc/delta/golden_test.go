@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/upicdc/upicdc/cdc/delta"
-	"github.com/upicdc/upicdc/store"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -28,10 +27,11 @@ func TestSeedLogGolden(t *testing.T) {
 	dir := t.TempDir()
 	export(t, db, dir, delta.Options{})
 	var b strings.Builder
-	for _, table := range store.Tables() {
+	for _, info := range db.Tables() {
+		table := info.Name
 		for v := 0; v <= 3; v++ {
 			name := fmt.Sprintf("%020d.json", v)
-			data, err := os.ReadFile(filepath.Join(dir, string(table), "_delta_log", name))
+			data, err := os.ReadFile(filepath.Join(dir, table, "_delta_log", name))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -5,9 +5,12 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/upicdc/upicdc/agg"
+	"github.com/upicdc/upicdc/cdc"
 	"github.com/upicdc/upicdc/store"
 	"github.com/upicdc/upicdc/store/storetest"
 )
@@ -131,18 +134,23 @@ func TestCheckReportsReconcileDifferences(t *testing.T) {
 	dd := "--data-dir=" + data
 	runOK(t, dd, "ingest", "../../examples/batches/batch1.csv")
 	runOK(t, dd, "process")
-	db, err := store.Open(data, store.Options{})
+	db, err := agg.Open(data, agg.Config{}, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// A rogue writer changes M002's row behind the processor's back.
-	_, _, err = db.Process(context.Background(), "rogue", func(tx *store.ProcessTx) error {
-		a, _, err := tx.Aggregate("M002")
+	_, _, err = db.Process(context.Background(), "rogue", cdc.RawTable, func(tx *store.ProcessTx) error {
+		w, err := tx.Table(agg.TotalsTable)
 		if err != nil {
 			return err
 		}
-		a.Failed++
-		if err := tx.PutAggregate(a); err != nil {
+		cur, _, err := w.Get(store.Row{store.S("M002")})
+		if err != nil {
+			return err
+		}
+		next := slices.Clone(cur.Row)
+		next[6].Int++ // failed_count
+		if err := w.Update(cur.Row, next); err != nil {
 			return err
 		}
 		tx.Commit(1, nil, nil)

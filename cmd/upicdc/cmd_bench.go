@@ -16,6 +16,7 @@ import (
 	"github.com/upicdc/upicdc/cdc"
 	"github.com/upicdc/upicdc/internal/progress"
 	"github.com/upicdc/upicdc/store"
+	"github.com/upicdc/upicdc/store/render"
 )
 
 // benchOptions are `upicdc bench`'s flags.
@@ -114,7 +115,7 @@ func (g *benchGen) file(path string, n int, upd float64) error {
 }
 
 func (a *app) bench(ctx context.Context, dir string, o benchOptions) error {
-	db, err := store.Open(dir, store.Options{Logger: a.log})
+	db, err := agg.Open(dir, a.tables, store.Options{Logger: a.log})
 	if err != nil {
 		return err
 	}
@@ -125,9 +126,9 @@ func (a *app) bench(ctx context.Context, dir string, o benchOptions) error {
 	}
 	g := &benchGen{rng: rand.New(rand.NewPCG(1, 2)), ordered: o.ids == "ordered", clock: time.Date(2024, 12, 21, 0, 0, 0, 0, time.UTC)}
 	m := cdc.NewMerger(db, cdc.ParseOptions{Location: a.loc}, a.log)
-	out := &result{columns: []string{"phase", "rows", "seconds", "rows_per_s", "note"}}
+	out := render.NewTable("phase", "rows", "seconds", "rows_per_s", "note")
 	row := func(phase string, rows int64, d time.Duration, note string) {
-		out.add(str(phase), num(rows), str(fmt.Sprintf("%.3f", d.Seconds())), num(int64(float64(rows)/d.Seconds())), str(note))
+		out.Add(render.String(phase), render.Int(rows), render.String(fmt.Sprintf("%.3f", d.Seconds())), render.Int(int64(float64(rows)/d.Seconds())), render.String(note))
 	}
 	// On a terminal, a status line says what is running: the whole bench
 	// takes minutes at the defaults.
@@ -179,11 +180,11 @@ func (a *app) bench(ctx context.Context, dir string, o benchOptions) error {
 
 	// The processor's catch-up (as RunAvailableNow), one micro-batch at a
 	// time so the line can follow it.
-	latest, err := db.LatestVersion(store.RawTable)
+	latest, err := db.LatestVersion(cdc.RawTable)
 	if err != nil {
 		return err
 	}
-	proc := agg.NewProcessor(db, agg.Options{Stream: a.cfg.Stream.Name, MaxVersionsPerTrigger: a.cfg.Stream.MaxVersionsPerTrigger, Logger: a.log})
+	proc := a.processor(db)
 	line.Show("bench: stream processor: raw version 0 of %d", latest)
 	start := time.Now()
 	var feed int64
@@ -208,7 +209,7 @@ func (a *app) bench(ctx context.Context, dir string, o benchOptions) error {
 	if o.lookups > 0 && len(g.ids) > 0 {
 		start = time.Now()
 		for i := range o.lookups {
-			if _, err := db.TxnHistory(g.ids[g.rng.IntN(len(g.ids))]); err != nil {
+			if _, err := cdc.TxnHistory(db, g.ids[g.rng.IntN(len(g.ids))]); err != nil {
 				return err
 			}
 			line.Update("bench: txn history lookups: %d of %d", i+1, o.lookups)

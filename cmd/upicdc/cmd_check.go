@@ -9,6 +9,7 @@ import (
 
 	"github.com/upicdc/upicdc/agg"
 	"github.com/upicdc/upicdc/store"
+	"github.com/upicdc/upicdc/store/render"
 )
 
 func newCheckCommand(a *app) *cobra.Command {
@@ -28,14 +29,14 @@ it from a backup. Differences found by reconcile alone mean the aggregates were 
 behind the stream processor's back (see ` + "`upicdc reconcile`" + `).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			out := &result{columns: []string{"check", "finding"}}
+			out := render.NewTable("check", "finding")
 			summary := func(format string, args ...any) {
-				if a.format == formatTable {
+				if a.format == render.FormatTable {
 					fmt.Fprintf(a.stdout, format+"\n", args...)
 				}
 			}
 			finish := func(err error) error {
-				if len(out.rows) > 0 || a.format != formatTable {
+				if len(out.Rows) > 0 || a.format != render.FormatTable {
 					if perr := a.print(out); perr != nil {
 						return perr
 					}
@@ -51,10 +52,10 @@ behind the stream processor's back (see ` + "`upicdc reconcile`" + `).`,
 					findings = []string{"the file is empty (0 bytes)"}
 				}
 				for _, p := range findings {
-					out.add(str("file"), str(p))
+					out.Add(render.String("file"), render.String(p))
 				}
 				if damaged.More > 0 {
-					out.add(str("file"), str(fmt.Sprintf("(%d more not listed)", damaged.More)))
+					out.Add(render.String("file"), render.String(fmt.Sprintf("(%d more not listed)", damaged.More)))
 				}
 				summary("store file %s: damaged, %d problem(s):", damaged.Path, len(findings)+damaged.More)
 				return finish(&checkError{damaged: damaged})
@@ -71,22 +72,28 @@ behind the stream processor's back (see ` + "`upicdc reconcile`" + `).`,
 			}
 			if len(problems) > 0 {
 				for _, p := range problems {
-					out.add(str("bbolt"), str(p))
+					out.Add(render.String("bbolt"), render.String(p))
 				}
 				summary("bbolt consistency check: %d problem(s); reconcile not run:", len(problems))
 				return finish(&checkError{damaged: &store.DamagedError{Path: db.Path(), Problems: problems}})
 			}
 			summary("bbolt consistency check: ok")
 
-			rep, err := agg.Reconcile(cmd.Context(), db, a.cfg.Stream.Name)
+			rep, err := agg.Reconcile(cmd.Context(), db, a.cfg.Stream.Name, a.tables)
 			if err != nil {
 				return err
 			}
 			for _, d := range rep.Differences {
-				out.add(str("reconcile"), str(fmt.Sprintf("%s %s %s: stored %s, expected %s", d.Table, d.Key, d.Column, d.Stored, d.Expected)))
+				out.Add(render.String("reconcile"), render.String(fmt.Sprintf("%s %s %s: stored %s, expected %s", d.Table, d.Key, d.Column, d.Stored, d.Expected)))
 			}
-			summary("reconcile: stream %s: recomputed raw versions 1..%d (%d change rows, %d transactions, %d merchants) against %s version %d: %d difference(s)",
-				rep.Stream, rep.RawVersion, rep.ChangeRows, rep.Transactions, rep.Merchants, store.AggTable, rep.AggVersion, len(rep.Differences))
+			var against []string
+			for _, t := range db.Tables() {
+				if v, ok := rep.Versions[t.Name]; ok {
+					against = append(against, fmt.Sprintf("%s version %d", t.Name, v))
+				}
+			}
+			summary("reconcile: stream %s: recomputed raw versions 1..%d (%d change rows, %d transactions, %d merchants) against %s: %d difference(s)",
+				rep.Stream, rep.RawVersion, rep.ChangeRows, rep.Transactions, rep.Merchants, strings.Join(against, ", "), len(rep.Differences))
 			if !rep.OK() {
 				return finish(&checkError{differences: len(rep.Differences)})
 			}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/upicdc/upicdc/cdc/delta"
 	"github.com/upicdc/upicdc/internal/progress"
-	"github.com/upicdc/upicdc/store"
+	"github.com/upicdc/upicdc/store/render"
 )
 
 // deltaCommands are the Delta Lake export and reader commands.
@@ -39,13 +39,6 @@ DIR defaults to export.dir (or <data_dir>/export).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts := delta.Options{TargetFileRows: o.fileRows, Logger: a.log}
-			if o.table != "" {
-				t, err := store.ParseTable(o.table)
-				if err != nil {
-					return usageError{err}
-				}
-				opts.Tables = []store.Table{t}
-			}
 			if o.fileRows < 0 {
 				return usageError{fmt.Errorf("--target-file-rows %d: must be positive", o.fileRows)}
 			}
@@ -58,6 +51,12 @@ DIR defaults to export.dir (or <data_dir>/export).`,
 				return err
 			}
 			defer db.Close()
+			if o.table != "" {
+				if _, err := schemaOf(db, o.table); err != nil {
+					return err
+				}
+				opts.Tables = []string{o.table}
+			}
 			line := progress.OnTerminal(a.stderr) // nil unless stderr is a terminal
 			if line != nil {
 				opts.Progress = exportProgress(line)
@@ -70,19 +69,19 @@ DIR defaults to export.dir (or <data_dir>/export).`,
 			if err != nil {
 				return fmt.Errorf("%w (what was exported stays readable; run export again to finish)", err)
 			}
-			res := &result{columns: []string{"table", "from_version", "to_version", "change_rows", "files_added", "rows_written", "dir"}}
+			res := render.NewTable("table", "from_version", "to_version", "change_rows", "files_added", "rows_written", "dir")
 			for _, r := range results {
-				from, to := str(""), str("")
+				from, to := render.Null(), render.Null()
 				if r.To >= r.From {
-					from, to = num(r.From), num(r.To)
+					from, to = render.Int(r.From), render.Int(r.To)
 				}
-				res.add(str(string(r.Table)), from, to, num(r.ChangeRows), num(int64(r.FilesAdded)), num(r.RowsWritten), str(r.Dir))
+				res.Add(render.String(r.Table), from, to, render.Int(r.ChangeRows), render.Int(int64(r.FilesAdded)), render.Int(r.RowsWritten), render.String(r.Dir))
 			}
 			return a.print(res)
 		},
 	}
 	cmd.Flags().StringVar(&o.out, "out", "", "export directory (default: export.dir, or <data_dir>/export)")
-	cmd.Flags().StringVar(&o.table, "table", "", "export only this table: "+string(store.RawTable)+" or "+string(store.AggTable))
+	cmd.Flags().StringVar(&o.table, "table", "", "export only this table: "+tableNames())
 	cmd.Flags().IntVar(&o.fileRows, "target-file-rows", delta.DefaultTargetFileRows, "most rows per Parquet data file (the target file size)")
 	return cmd
 }
@@ -99,30 +98,31 @@ func exportProgress(line *progress.Line) func(delta.Progress) {
 	}
 }
 
-// valueCell renders a Delta value: numbers as JSON numbers (NaN and
-// infinities as the strings "NaN", "Infinity", "-Infinity"), NULL as JSON
-// null (empty text), timestamps as RFC 3339 in the configured zone,
-// timestamp_ntz as its wall-clock time without a zone, and struct, array and
-// map values as JSON (objects and arrays; the same JSON text in table and csv).
-func (a *app) valueCell(v any) cell {
+// valueCell renders a Delta value as store/render renders the store's:
+// numbers as JSON numbers (decimals exact; NaN and infinities as the
+// strings "NaN", "Infinity", "-Infinity"), NULL as JSON null (empty text),
+// timestamps as RFC 3339 in UTC, timestamp_ntz as its wall-clock time
+// without a zone, and struct, array and map values as JSON (objects and
+// arrays; the same JSON text in table and csv).
+func valueCell(v any) render.Cell {
 	switch x := v.(type) {
 	case nil:
-		return cell{text: "", json: []byte("null")}
+		return render.Null()
 	case int64:
-		return num(x)
+		return render.Int(x)
 	case bool:
-		return boolean(x)
+		return render.Bool(x)
 	case float64, delta.Decimal, delta.Struct, delta.Array, delta.Map:
-		j := delta.AppendJSON(nil, x, a.loc)
+		j := delta.AppendJSON(nil, x, time.UTC)
 		text := string(j)
 		if f, ok := x.(float64); ok {
 			text = delta.FormatValue(f)
 		}
-		return cell{text: text, json: j}
+		return render.Raw(text, j)
 	case time.Time:
-		return str(x.In(a.loc).Format("2006-01-02T15:04:05.999999Z07:00"))
+		return render.Time(x.UTC())
 	}
-	return str(delta.FormatValue(v))
+	return render.String(delta.FormatValue(v))
 }
 
 func newDeltaShowCommand(a *app) *cobra.Command {
@@ -140,13 +140,13 @@ func newDeltaShowCommand(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			out := &result{columns: s.Schema.Names()}
+			out := render.NewTable(s.Schema.Names()...)
 			err = s.Rows(cmd.Context(), func(r delta.Row) error {
-				cells := make([]cell, len(r))
+				cells := make([]render.Cell, len(r))
 				for i, v := range r {
-					cells[i] = a.valueCell(v)
+					cells[i] = valueCell(v)
 				}
-				out.add(cells...)
+				out.Add(cells...)
 				return nil
 			})
 			if err != nil {
@@ -178,19 +178,19 @@ commitInfo.timestamp, else the commit file's modification time).`,
 			if err != nil {
 				return err
 			}
-			var rows [][]cell
+			var rows [][]render.Cell
 			schema, err := tbl.Changes(cmd.Context(), from, to, func(c delta.Change) error {
-				cells := make([]cell, 0, len(c.Row)+3)
+				cells := make([]render.Cell, 0, len(c.Row)+3)
 				for _, v := range c.Row {
-					cells = append(cells, a.valueCell(v))
+					cells = append(cells, valueCell(v))
 				}
-				rows = append(rows, append(cells, str(c.ChangeType), num(c.Version), commitTimeCell(c.Timestamp, a.loc)))
+				rows = append(rows, append(cells, render.String(c.ChangeType), render.Int(c.Version), render.CommitTime(c.Timestamp)))
 				return nil
 			})
 			if err != nil {
 				return err
 			}
-			out := &result{columns: append(schema.Names(), "_change_type", "_commit_version", "_commit_timestamp"), rows: rows}
+			out := &render.Table{Columns: append(schema.Names(), "_change_type", "_commit_version", "_commit_timestamp"), Rows: rows}
 			return a.print(out)
 		},
 	}

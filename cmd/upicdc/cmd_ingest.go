@@ -11,6 +11,7 @@ import (
 	"github.com/upicdc/upicdc/agg"
 	"github.com/upicdc/upicdc/cdc"
 	"github.com/upicdc/upicdc/store"
+	"github.com/upicdc/upicdc/store/render"
 )
 
 func (a *app) merger(db *store.DB) *cdc.Merger {
@@ -21,6 +22,7 @@ func (a *app) processor(db *store.DB) *agg.Processor {
 	return agg.NewProcessor(db, agg.Options{
 		Stream:                a.cfg.Stream.Name,
 		MaxVersionsPerTrigger: a.cfg.Stream.MaxVersionsPerTrigger,
+		Tables:                a.tables,
 		Logger:                a.log,
 	})
 }
@@ -29,7 +31,7 @@ func ingestColumns() []string {
 	return []string{"file", "version", "rows", "inserted", "updated", "deleted", "stale", "noop", "result"}
 }
 
-func ingestRow(r cdc.Result) []cell {
+func ingestRow(r cdc.Result) []render.Cell {
 	outcome := "merged"
 	switch {
 	case r.Duplicate:
@@ -37,8 +39,8 @@ func ingestRow(r cdc.Result) []cell {
 	case r.Empty:
 		outcome = "no rows: nothing to commit"
 	}
-	return []cell{str(r.File), num(r.Version), num(int64(r.Rows)), num(r.Stats.Inserted), num(r.Stats.Updated),
-		num(r.Stats.Deleted), num(r.Stats.Stale), num(r.Stats.NoOp), str(outcome)}
+	return []render.Cell{render.String(r.File), render.Int(r.Version), render.Int(int64(r.Rows)), render.Int(r.Stats.Inserted),
+		render.Int(r.Stats.Updated), render.Int(r.Stats.Deleted), render.Int(r.Stats.Stale), render.Int(r.Stats.NoOp), render.String(outcome)}
 }
 
 func newIngestCommand(a *app) *cobra.Command {
@@ -57,7 +59,7 @@ reported and skipped. A data dir without a store gets a new one, and ingest says
 			}
 			defer db.Close()
 			m := a.merger(db)
-			out := &result{columns: ingestColumns()}
+			out := render.NewTable(ingestColumns()...)
 			var (
 				ingestErr error
 				done      []cdc.Result
@@ -83,9 +85,9 @@ reported and skipped. A data dir without a store gets a new one, and ingest says
 					break
 				}
 				done = append(done, res)
-				out.add(ingestRow(res)...)
+				out.Add(ingestRow(res)...)
 			}
-			if len(out.rows) > 0 || ingestErr == nil {
+			if len(out.Rows) > 0 || ingestErr == nil {
 				if err := a.print(out); err != nil {
 					return err
 				}
@@ -154,7 +156,7 @@ func (a *app) processInterrupted(db *store.DB, err error) error {
 		return &interruptedError{kept: "no micro-batch is committed yet; nothing half-applied", err: err}
 	}
 	return &interruptedError{err: err, kept: fmt.Sprintf("micro-batches up to %d are committed (raw versions up to %d, %s version %d); nothing half-applied",
-		cp.BatchID, cp.RawVersion, store.AggTable, cp.AggVersion)}
+		cp.BatchID, cp.SourceVersion, agg.TotalsTable, cp.Versions[agg.TotalsTable])}
 }
 
 func newProcessCommand(a *app) *cobra.Command {
@@ -162,8 +164,8 @@ func newProcessCommand(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "process [--available-now]",
 		Short: "Run the stream processor until it has caught up, then exit",
-		Long: `Reads the raw table's change feed from the stream's checkpoint and updates the merchant
-aggregates, in micro-batches of at most stream.max_versions_per_trigger raw versions, each
+		Long: `Reads the raw table's change feed from the stream's checkpoint and updates every derived
+table (the merchant aggregates and windows), in micro-batches of at most stream.max_versions_per_trigger raw versions, each
 committed atomically with its checkpoint. Stops once it has caught up with the raw table as it
 was at start (like Spark's Trigger.AvailableNow, which --available-now names explicitly).`,
 		Args: cobra.NoArgs,
@@ -177,10 +179,10 @@ was at start (like Spark's Trigger.AvailableNow, which --available-now names exp
 			if ctx := cmd.Context(); err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 				err = a.processInterrupted(db, err)
 			}
-			out := &result{columns: []string{"batch_id", "raw_from", "raw_to", "agg_version", "change_rows", "merchants_written", "duration_ms"}}
+			out := render.NewTable("batch_id", "raw_from", "raw_to", "agg_version", "versions", "change_rows", "merchants_written", "duration_ms")
 			for _, b := range batches {
-				out.add(num(b.BatchID), num(b.FromVersion), num(b.ToVersion), num(b.AggVersion),
-					num(b.ChangeRows), num(int64(b.Merchants)), num(b.Duration.Milliseconds()))
+				out.Add(render.Int(b.BatchID), render.Int(b.FromVersion), render.Int(b.ToVersion), render.Int(b.AggVersion),
+					render.JSON(b.Versions), render.Int(b.ChangeRows), render.Int(int64(b.Merchants)), render.Int(b.Duration.Milliseconds()))
 			}
 			if perr := a.print(out); perr != nil && err == nil {
 				err = perr
@@ -190,4 +192,53 @@ was at start (like Spark's Trigger.AvailableNow, which --available-now names exp
 	}
 	cmd.Flags().BoolVar(&availableNow, "available-now", true, "process everything available now, then stop (the only mode outside `serve`)")
 	return cmd
+}
+
+func newReprocessCommand(a *app) *cobra.Command {
+	var table string
+	cmd := &cobra.Command{
+		Use:   "reprocess --table T",
+		Short: "Rebuild one derived table from the raw history and commit it as a new version",
+		Long: `Recomputes a derived table from the raw table's whole change feed, up to the stream's
+checkpoint, and commits the result as a new version of the table (operation REPROCESS) in one
+transaction: its change feed carries exactly what differed from what it held. Use it after a
+bug fix, or to prove nothing differs (then the new version changes no row).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if table == "" {
+				return usageError{fmt.Errorf("--table is required (a derived table)")}
+			}
+			db, err := a.openStore(false)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			res, err := a.processor(db).Reprocess(cmd.Context(), table)
+			if err != nil {
+				return tableError(err)
+			}
+			out := render.NewTable("table", "version", "raw_version", "inserted", "updated", "deleted")
+			out.Add(render.String(res.Table), render.Int(res.Version), render.Int(res.RawVersion),
+				render.Int(res.Inserted), render.Int(res.Updated), render.Int(res.Deleted))
+			return a.print(out)
+		},
+	}
+	cmd.Flags().StringVar(&table, "table", "", "the derived table to rebuild: "+derivedNames())
+	return cmd
+}
+
+// derivedNames lists the derived tables, for help texts.
+func derivedNames() string {
+	ds, err := agg.Tables(agg.Config{})
+	if err != nil {
+		return ""
+	}
+	out := ""
+	for i, d := range ds {
+		if i > 0 {
+			out += ", "
+		}
+		out += d.Def().Name
+	}
+	return out
 }

@@ -9,12 +9,15 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/upicdc/upicdc/agg"
+	"github.com/upicdc/upicdc/cdc"
 	"github.com/upicdc/upicdc/examples"
 	"github.com/upicdc/upicdc/store"
+	"github.com/upicdc/upicdc/store/render"
 )
 
 func newDemoCommand(a *app) *cobra.Command {
@@ -22,7 +25,8 @@ func newDemoCommand(a *app) *cobra.Command {
 		Use:   "demo",
 		Short: "Run the seed's three-batch worked example and print the aggregates after each batch",
 		Long: `Ingests the seed's three batches (examples/batches/batch{1,2,3}.csv) into a fresh store,
-runs the stream processor after each, and prints the merchant aggregates after each batch.
+runs the stream processor after each, and prints the merchant aggregates after each batch,
+then the daily windows (merchant_window_aggregates, size 1d) after the last one.
 Without --data-dir the store is a temporary directory removed afterwards; with --data-dir the
 directory must not hold a store yet, and is kept for you to explore (history, changes, txn).`,
 		Args: cobra.NoArgs,
@@ -43,7 +47,7 @@ directory must not hold a store yet, and is kept for you to explore (history, ch
 			if err := os.MkdirAll(batchDir, 0o750); err != nil {
 				return fmt.Errorf("demo: %w", err)
 			}
-			all := &result{columns: []string{"batch", "merchant_id", "total_sales", "total_refunds", "net_sales"}}
+			all := render.NewTable("batch", "merchant_id", "total_sales", "total_refunds", "net_sales")
 			for i, name := range examples.SeedBatches() {
 				data, err := fs.ReadFile(examples.Batches, name)
 				if err != nil {
@@ -60,31 +64,57 @@ directory must not hold a store yet, and is kept for you to explore (history, ch
 				if _, err := p.RunAvailableNow(cmd.Context()); err != nil {
 					return err
 				}
-				rows, aggVersion, err := db.Aggregates(-1)
+				rows, aggVersion, err := agg.Totals(cmd.Context(), db, -1)
 				if err != nil {
 					return err
 				}
-				table := &result{columns: all.columns[1:]}
+				table := render.NewTable(all.Columns[1:]...)
 				for _, x := range rows {
-					cells := []cell{str(x.MerchantID), money(x.TotalSales), money(x.TotalRefunds), money(x.NetSales)}
-					table.add(cells...)
-					all.add(append([]cell{num(int64(i + 1))}, cells...)...)
+					cells := []render.Cell{render.String(x.MerchantID), render.Money(x.TotalSales), render.Money(x.TotalRefunds), render.Money(x.NetSales)}
+					table.Add(cells...)
+					all.Add(append([]render.Cell{render.Int(int64(i + 1))}, cells...)...)
 				}
-				if a.format == formatTable {
+				if a.format == render.FormatTable {
 					fmt.Fprintf(a.stdout, "Batch %d: %s -> %s version %d, %s version %d\n\n",
-						i+1, path.Base(name), store.RawTable, res.Version, store.AggTable, aggVersion)
+						i+1, path.Base(name), cdc.RawTable, res.Version, agg.TotalsTable, aggVersion)
 					if err := a.print(table); err != nil {
 						return err
 					}
 					fmt.Fprintln(a.stdout)
 				}
 			}
-			if a.format != formatTable {
+			if a.format != render.FormatTable {
 				return a.print(all)
 			}
-			return nil
+			return a.demoWindows(cmd, db)
 		},
 	}
+}
+
+// demoWindows prints the daily windows, as `upicdc windows --size 1d`.
+func (a *app) demoWindows(cmd *cobra.Command, db *store.DB) error {
+	const size = "1d"
+	sch, err := schemaOf(db, agg.WindowsTable)
+	if err != nil {
+		return err
+	}
+	iSize, iStart := sch.Index("window_size"), sch.Index("window_start")
+	if iSize < 0 || iStart < 0 {
+		return fmt.Errorf("%s: unexpected columns %v", agg.WindowsTable, render.Names(sch))
+	}
+	out := render.Rows(sch)
+	version, err := db.Scan(cmd.Context(), agg.WindowsTable, -1, store.KeyRange{}, func(r store.Row) error {
+		if r[iSize].Str == size {
+			out.Add(render.Row(sch, r)...)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stdout, "Daily windows (%s, %s) after batch %d: %s version %d\n\n",
+		size, sch.Columns[iStart].Zone, len(examples.SeedBatches()), agg.WindowsTable, version)
+	return a.print(out)
 }
 
 // errDifferences makes reconcile exit non-zero when tables disagree.
@@ -93,7 +123,7 @@ var errDifferences = errors.New("the stored tables differ from the recomputation
 func newReconcileCommand(a *app) *cobra.Command {
 	return &cobra.Command{
 		Use:   "reconcile",
-		Short: "Recompute the aggregates from the raw table's whole change feed and compare; exit 1 on any difference",
+		Short: "Recompute the derived tables from the raw table's whole change feed and compare; exit 1 on any difference",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			db, err := a.openStore(true)
@@ -101,17 +131,26 @@ func newReconcileCommand(a *app) *cobra.Command {
 				return err
 			}
 			defer db.Close()
-			rep, err := agg.Reconcile(cmd.Context(), db, a.cfg.Stream.Name)
+			rep, err := agg.Reconcile(cmd.Context(), db, a.cfg.Stream.Name, a.tables)
 			if err != nil {
 				return err
 			}
-			out := &result{columns: []string{"table", "key", "column", "stored", "expected"}}
+			out := render.NewTable("table", "key", "column", "stored", "expected")
 			for _, d := range rep.Differences {
-				out.add(str(string(d.Table)), str(d.Key), str(d.Column), str(d.Stored), str(d.Expected))
+				out.Add(render.String(d.Table), render.String(d.Key), render.String(d.Column), render.String(d.Stored), render.String(d.Expected))
 			}
-			if a.format == formatTable {
-				fmt.Fprintf(a.stdout, "stream %s: recomputed raw versions 1..%d (%d change rows, %d transactions, %d merchants) against %s version %d: %d difference(s)\n",
-					rep.Stream, rep.RawVersion, rep.ChangeRows, rep.Transactions, rep.Merchants, store.AggTable, rep.AggVersion, len(rep.Differences))
+			if a.format == render.FormatTable {
+				var against []string
+				for _, t := range db.Tables() {
+					if v, ok := rep.Versions[t.Name]; ok {
+						against = append(against, fmt.Sprintf("%s version %d", t.Name, v))
+					}
+				}
+				if len(against) == 0 {
+					against = []string{"no derived table versions yet"}
+				}
+				fmt.Fprintf(a.stdout, "stream %s: recomputed raw versions 1..%d (%d change rows, %d transactions, %d merchants) against %s: %d difference(s)\n",
+					rep.Stream, rep.RawVersion, rep.ChangeRows, rep.Transactions, rep.Merchants, strings.Join(against, ", "), len(rep.Differences))
 				if !rep.OK() {
 					if err := a.print(out); err != nil {
 						return err
@@ -150,7 +189,7 @@ func newConfigCommand(a *app) *cobra.Command {
 actually used: <data_dir>/inbox and <data_dir>/export unless they are set.`,
 		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			out := &result{columns: []string{"key", "value"}}
+			out := render.NewTable("key", "value")
 			for _, s := range a.cfg.Settings() {
 				switch s.Key {
 				case "inbox.dir":
@@ -158,7 +197,7 @@ actually used: <data_dir>/inbox and <data_dir>/export unless they are set.`,
 				case "export.dir":
 					s.Value = a.cfg.ExportDir()
 				}
-				out.add(str(s.Key), str(s.Value))
+				out.Add(render.String(s.Key), render.String(s.Value))
 			}
 			return a.print(out)
 		},
@@ -206,12 +245,14 @@ the platform and whether cgo was linked in (CGO_ENABLED=0 is the static release 
 		Args:        cobra.NoArgs,
 		Annotations: map[string]string{"noConfig": "true"},
 		RunE: func(*cobra.Command, []string) error {
-			if err := checkFormat(a.format); err != nil {
-				return usageError{err}
+			f, err := render.ParseFormat(a.formatFlag) // version reads no config, so load did not parse it
+			if err != nil {
+				return usageError{fmt.Errorf("--%w", err)}
 			}
+			a.format = f
 			version, revision, goVersion, cgo := buildVersion()
 			platform := runtime.GOOS + "/" + runtime.GOARCH
-			if a.format == formatTable {
+			if a.format == render.FormatTable {
 				extra := ""
 				if revision != "" {
 					extra = "revision " + revision + ", "
@@ -219,8 +260,8 @@ the platform and whether cgo was linked in (CGO_ENABLED=0 is the static release 
 				_, err := fmt.Fprintf(a.stdout, "upicdc %s (%s%s %s, CGO_ENABLED=%s)\n", version, extra, goVersion, platform, cgo)
 				return err
 			}
-			out := &result{columns: []string{"version", "revision", "go", "platform", "cgo_enabled"}}
-			out.add(str(version), str(revision), str(goVersion), str(platform), str(cgo))
+			out := render.NewTable("version", "revision", "go", "platform", "cgo_enabled")
+			out.Add(render.String(version), render.String(revision), render.String(goVersion), render.String(platform), render.String(cgo))
 			return a.print(out)
 		},
 	}

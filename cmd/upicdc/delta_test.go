@@ -27,7 +27,8 @@ func TestExportThenReadBack(t *testing.T) {
 	data, out := t.TempDir(), filepath.Join(t.TempDir(), "delta")
 	runOK(t, "--data-dir", data, "demo")
 	res := decodeRows(t, runOK(t, "--data-dir", data, "--format", "json", "export", "--out", out))
-	if len(res) != 2 || res[0]["table"] != "raw_upi_transactions_v1" || res[0]["to_version"] != 3.0 || res[1]["to_version"] != 3.0 {
+	if len(res) != 3 || res[0]["table"] != "raw_upi_transactions_v1" || res[2]["table"] != "merchant_window_aggregates" ||
+		res[0]["to_version"] != 3.0 || res[1]["to_version"] != 3.0 || res[2]["to_version"] != 3.0 {
 		t.Fatalf("export result: %v", res)
 	}
 	raw, aggDir := filepath.Join(out, "raw_upi_transactions_v1"), filepath.Join(out, "aggregated_upi_transactions")
@@ -55,10 +56,10 @@ func TestExportThenReadBack(t *testing.T) {
 			t.Errorf("delta-show table output lacks %q:\n%s", line, table)
 		}
 	}
-	// Exporting again with nothing new writes nothing.
+	// Exporting again with nothing new writes nothing (no versions: null).
 	again := decodeRows(t, runOK(t, "--data-dir", data, "--format", "json", "export", "--out", out))
 	for _, r := range again {
-		if r["from_version"] != "" || r["files_added"] != 0.0 {
+		if r["from_version"] != nil || r["to_version"] != nil || r["files_added"] != 0.0 {
 			t.Errorf("re-export: %v", r)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/upicdc/upicdc/cdc"
 	"github.com/upicdc/upicdc/store"
 )
 
@@ -93,7 +94,7 @@ func TestIngestInterrupted(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				v, err := db.LatestVersion(store.RawTable)
+				v, err := db.LatestVersion(cdc.RawTable)
 				db.Close()
 				if err != nil || v != 2 {
 					t.Errorf("raw table at version %d (%v), want 2", v, err)
@@ -146,7 +147,7 @@ func TestProcessInterrupted(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if strconv.FormatInt(cp.BatchID, 10) != m[1] || strconv.FormatInt(cp.RawVersion, 10) != m[2] {
+		if strconv.FormatInt(cp.BatchID, 10) != m[1] || strconv.FormatInt(cp.SourceVersion, 10) != m[2] {
 			t.Errorf("message says batch %s, raw version %s; checkpoint %+v", m[1], m[2], cp)
 		}
 		// Nothing was half-applied: the next run catches up and reconciles.

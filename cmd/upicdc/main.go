@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
 	// The zone database, built in: input.timezone must work on minimal hosts
 	// and containers that ship no /usr/share/zoneinfo.
 	_ "time/tzdata"

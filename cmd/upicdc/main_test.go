@@ -9,9 +9,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/upicdc/upicdc/agg"
+	"github.com/upicdc/upicdc/cdc"
 	"github.com/upicdc/upicdc/store"
 )
 
@@ -275,27 +278,8 @@ func TestReconcileExitsNonZeroOnDifferences(t *testing.T) {
 	dd := "--data-dir=" + data
 	runOK(t, dd, "ingest", "../../examples/batches/batch1.csv")
 	runOK(t, dd, "process")
-	db, err := store.Open(data, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	// A rogue writer changes M002's row behind the processor's back.
-	_, _, err = db.Process(context.Background(), "rogue", func(tx *store.ProcessTx) error {
-		a, _, err := tx.Aggregate("M002")
-		if err != nil {
-			return err
-		}
-		a.Failed++
-		if err := tx.PutAggregate(a); err != nil {
-			return err
-		}
-		tx.Commit(1, nil, nil)
-		return nil
-	})
-	db.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	rogueWrite(t, data)
 	runOK(t, dd, "ingest", "../../examples/batches/batch2.csv")
 	runOK(t, dd, "process")
 	out, errOut, code := run(t, nil, dd, "reconcile")
@@ -319,4 +303,27 @@ func TestBenchCommand(t *testing.T) {
 	if _, errOut, code := run(t, nil, "bench", "--ids=sorted"); code != 2 || !strings.Contains(errOut, "--ids") {
 		t.Errorf("--ids=sorted: exit %d, %q", code, errOut)
 	}
+}
+
+// corruptM002 adds one to M002's failed_count as a stream of its own
+// ("rogue"), which the processor knows nothing of.
+func corruptM002(db *store.DB) error {
+	_, _, err := db.Process(context.Background(), "rogue", cdc.RawTable, func(tx *store.ProcessTx) error {
+		w, err := tx.Table(agg.TotalsTable)
+		if err != nil {
+			return err
+		}
+		cur, _, err := w.Get(store.Row{store.S("M002")})
+		if err != nil {
+			return err
+		}
+		next := slices.Clone(cur.Row)
+		next[w.Schema().Index("failed_count")].Int++
+		if err := w.Update(cur.Row, next); err != nil {
+			return err
+		}
+		tx.Commit(1, nil, nil)
+		return nil
+	})
+	return err
 }

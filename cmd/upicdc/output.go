@@ -1,172 +1,94 @@
 package main
 
 import (
-	"bytes"
-	"encoding/csv"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
+	"github.com/spf13/cobra"
+
+	"github.com/upicdc/upicdc/cdc"
 	"github.com/upicdc/upicdc/store"
+	"github.com/upicdc/upicdc/store/render"
 )
 
-// Output formats of --format.
-const (
-	formatTable = "table"
-	formatJSON  = "json"
-	formatCSV   = "csv"
-)
+// Output is rendered by package store/render, the encoding the HTTP API
+// uses too: --format json prints the same objects the API returns.
 
-func checkFormat(f string) error {
-	switch f {
-	case formatTable, formatJSON, formatCSV:
-		return nil
+// parseTime reads a time given on the command line: RFC 3339, a date and
+// time without a zone ("2024-12-21 10:00:00") or a date alone
+// ("2024-12-21", its midnight), read in loc.
+func parseTime(flag, s string, loc *time.Location) (time.Time, error) {
+	if t := strings.TrimSpace(s); len(t) == len(time.DateOnly) {
+		if d, err := time.ParseInLocation(time.DateOnly, t, loc); err == nil {
+			return d, nil
+		}
 	}
-	return fmt.Errorf("--format %q: want table, json or csv", f)
-}
-
-// cell is one typed value of a result table: it knows its text and its
-// JSON form, so money stays an exact decimal in every format.
-type cell struct {
-	text string
-	json []byte // raw JSON; nil means the JSON string of text
-}
-
-func str(s string) cell        { return cell{text: s} }
-func num(v int64) cell         { s := strconv.FormatInt(v, 10); return cell{text: s, json: []byte(s)} }
-func money(p store.Paise) cell { s := p.String(); return cell{text: s, json: []byte(s)} }
-func boolean(b bool) cell      { s := strconv.FormatBool(b); return cell{text: s, json: []byte(s)} }
-
-// jsonCell is a value shown as compact JSON text and embedded as JSON.
-func jsonCell(v any) cell {
-	data, err := json.Marshal(v)
+	us, err := cdc.ParseTime(s, loc)
 	if err != nil {
-		return str(fmt.Sprint(v))
+		return time.Time{}, usageError{fmt.Errorf("%s: %w", flag, err)}
 	}
-	return cell{text: string(data), json: data}
+	return time.UnixMicro(us), nil
 }
 
-// result is what a command prints: named columns and rows of cells.
-type result struct {
-	columns []string
-	rows    [][]cell
+// versionFlags are --version N and --as-of TIME, which pick the version a
+// command reads (Delta's versionAsOf and timestampAsOf).
+type versionFlags struct {
+	cmd     *cobra.Command
+	version int64
+	asOf    string
 }
 
-func (r *result) add(cells ...cell) { r.rows = append(r.rows, cells) }
-
-// write renders r in format f.
-func (r *result) write(w io.Writer, f string) error {
-	switch f {
-	case formatJSON:
-		return r.writeJSON(w)
-	case formatCSV:
-		cw := csv.NewWriter(w)
-		if err := cw.Write(r.columns); err != nil {
-			return err
-		}
-		rec := make([]string, len(r.columns))
-		for _, row := range r.rows {
-			for i, c := range row {
-				rec[i] = c.text
-			}
-			if err := cw.Write(rec); err != nil {
-				return err
-			}
-		}
-		cw.Flush()
-		return cw.Error()
-	default:
-		return r.writeTable(w)
+func (f *versionFlags) add(cmd *cobra.Command, withVersion bool) {
+	f.cmd, f.version = cmd, -1
+	if withVersion {
+		cmd.Flags().Int64Var(&f.version, "version", -1, "table version to read (default: latest)")
 	}
+	cmd.Flags().StringVar(&f.asOf, "as-of", "", "read the table as of this time: its newest version committed then (RFC 3339, or 2024-12-21 10:00:00 in input.timezone)")
 }
 
-// writeTable draws a Markdown pipe table, the shape of the seed's tables.
-func (r *result) writeTable(w io.Writer) error {
-	width := make([]int, len(r.columns))
-	for i, c := range r.columns {
-		width[i] = utf8.RuneCountInString(c)
+// check refuses --version with --as-of; call it before opening the store.
+func (f *versionFlags) check() error {
+	if f.cmd.Flags().Changed("as-of") && f.cmd.Flags().Changed("version") {
+		return usageError{errors.New("--version and --as-of: give one of them, not both")}
 	}
-	for _, row := range r.rows {
-		for i, c := range row {
-			width[i] = max(width[i], utf8.RuneCountInString(c.text))
-		}
+	return nil
+}
+
+// resolve returns the version of table to read (-1: latest).
+func (f *versionFlags) resolve(a *app, db *store.DB, table string) (int64, error) {
+	if !f.cmd.Flags().Changed("as-of") {
+		return f.version, nil
 	}
-	var b strings.Builder
-	line := func(cells []string) {
-		b.WriteByte('|')
-		for i, c := range cells {
-			b.WriteByte(' ')
-			b.WriteString(c)
-			b.WriteString(strings.Repeat(" ", width[i]-utf8.RuneCountInString(c)))
-			b.WriteString(" |")
-		}
-		b.WriteByte('\n')
+	at, err := parseTime("--as-of", f.asOf, a.loc)
+	if err != nil {
+		return 0, err
 	}
-	line(r.columns)
-	b.WriteByte('|')
-	for i := range r.columns {
-		b.WriteString(strings.Repeat("-", width[i]+2))
-		b.WriteByte('|')
+	v, err := db.VersionAsOf(table, at)
+	if err != nil {
+		return 0, fmt.Errorf("--as-of %s: %w", f.asOf, err)
 	}
-	b.WriteByte('\n')
-	texts := make([]string, len(r.columns))
-	for _, row := range r.rows {
-		for i, c := range row {
-			texts[i] = c.text
-		}
-		line(texts)
+	return v, nil
+}
+
+// print writes a table in the chosen format.
+func (a *app) print(t *render.Table) error {
+	if err := t.Write(a.stdout, a.format); err != nil {
+		return fmt.Errorf("write output: %w", err)
 	}
-	_, err := io.WriteString(w, b.String())
+	return nil
+}
+
+// tableError turns an unknown table into a usage error (exit status 2):
+// its message lists the tables.
+func tableError(err error) error {
+	if errors.Is(err, store.ErrUnknownTable) {
+		return usageError{err}
+	}
 	return err
-}
-
-// writeJSON writes one array of objects whose keys are the column names, in
-// column order.
-func (r *result) writeJSON(w io.Writer) error {
-	var b bytes.Buffer
-	b.WriteString("[")
-	for ri, row := range r.rows {
-		if ri > 0 {
-			b.WriteString(",")
-		}
-		b.WriteString("\n  {")
-		for i, c := range row {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			k, _ := json.Marshal(r.columns[i])
-			b.Write(k)
-			b.WriteString(": ")
-			if c.json != nil {
-				b.Write(c.json)
-			} else {
-				v, _ := json.Marshal(c.text)
-				b.Write(v)
-			}
-		}
-		b.WriteString("}")
-	}
-	if len(r.rows) > 0 {
-		b.WriteString("\n")
-	}
-	b.WriteString("]\n")
-	_, err := w.Write(b.Bytes())
-	return err
-}
-
-// timeCell renders a microsecond timestamp as RFC 3339 in loc.
-func timeCell(micros int64, loc *time.Location) cell {
-	return str(time.UnixMicro(micros).In(loc).Format("2006-01-02T15:04:05.999999Z07:00"))
-}
-
-// commitTimeCell renders a millisecond commit timestamp as RFC 3339 in loc.
-func commitTimeCell(ms int64, loc *time.Location) cell {
-	return str(time.UnixMilli(ms).In(loc).Format("2006-01-02T15:04:05.000Z07:00"))
 }
 
 // isTerminal reports whether w is a terminal: progress lines that redraw

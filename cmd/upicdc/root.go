@@ -16,8 +16,11 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/upicdc/upicdc/agg"
 	"github.com/upicdc/upicdc/config"
+	"github.com/upicdc/upicdc/daemon"
 	"github.com/upicdc/upicdc/store"
+	"github.com/upicdc/upicdc/store/render"
 )
 
 // app is what every subcommand shares: the effective config, the output
@@ -27,12 +30,14 @@ type app struct {
 	environ        []string // KEY=VALUE, as os.Environ returns it
 
 	configFile string
-	format     string
+	formatFlag string
+	format     render.Format
 	verbose    bool
 
-	cfg config.Config
-	loc *time.Location
-	log *slog.Logger
+	cfg    config.Config
+	loc    *time.Location
+	tables agg.Config // what the derived tables are computed with
+	log    *slog.Logger
 }
 
 // flagKeys maps flags to the config keys they set.
@@ -205,14 +210,16 @@ Everything lives in one bbolt file under --data-dir.`,
 	pf := root.PersistentFlags()
 	pf.String("data-dir", config.Default().DataDir, "directory holding the store (config key data_dir, env UPICDC_DATA_DIR)")
 	pf.StringVar(&a.configFile, "config", "", "config file (YAML, TOML or JSON; env UPICDC_CONFIG)")
-	pf.StringVar(&a.format, "format", formatTable, "output format: table, json or csv")
+	pf.StringVar(&a.formatFlag, "format", string(render.FormatTable), "output format: table, json or csv")
 	pf.BoolVarP(&a.verbose, "verbose", "v", false, "log progress to stderr at the configured log.level (default: warnings only)")
 
 	root.AddCommand(
 		newDemoCommand(a),
 		newIngestCommand(a),
 		newProcessCommand(a),
+		newReprocessCommand(a),
 		newAggregatesCommand(a),
+		newWindowsCommand(a),
 		newHistoryCommand(a),
 		newChangesCommand(a),
 		newTxnCommand(a),
@@ -231,9 +238,11 @@ Everything lives in one bbolt file under --data-dir.`,
 
 // load reads the configuration once and sets up logging.
 func (a *app) load(cmd *cobra.Command) error {
-	if err := checkFormat(a.format); err != nil {
-		return usageError{err}
+	f, err := render.ParseFormat(a.formatFlag)
+	if err != nil {
+		return usageError{fmt.Errorf("--%w", err)}
 	}
+	a.format = f
 	cfg, err := config.Load(config.LoadOptions{
 		File:      a.configFile,
 		Flags:     cmd.Flags(),
@@ -248,7 +257,11 @@ func (a *app) load(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	a.cfg, a.loc = cfg, loc
+	tables, err := daemon.AggConfig(cfg)
+	if err != nil {
+		return err
+	}
+	a.cfg, a.loc, a.tables = cfg, loc, tables
 	level := cfg.Log.SlogLevel()
 	if !a.verbose && level < slog.LevelWarn {
 		level = slog.LevelWarn
@@ -262,9 +275,10 @@ func (a *app) load(cmd *cobra.Command) error {
 	return nil
 }
 
-// openStore opens the store; read-only commands never create one.
+// openStore opens the store with every registered table declared;
+// read-only commands never create one.
 func (a *app) openStore(readOnly bool) (*store.DB, error) {
-	return store.Open(a.cfg.DataDir, store.Options{ReadOnly: readOnly, Logger: a.log})
+	return agg.Open(a.cfg.DataDir, a.tables, store.Options{ReadOnly: readOnly, Logger: a.log})
 }
 
 // openExisting opens an existing store for writing: a data dir without one
@@ -307,12 +321,4 @@ func (a *app) freshDataDir(cmd *cobra.Command) (dir string, cleanup func(), err 
 		return "", nil, fmt.Errorf("%s: %s already holds a store; %s needs a fresh data dir", cmd.Name(), a.cfg.DataDir, cmd.Name())
 	}
 	return a.cfg.DataDir, func() {}, nil
-}
-
-// print writes a result in the chosen format.
-func (a *app) print(r *result) error {
-	if err := r.write(a.stdout, a.format); err != nil {
-		return fmt.Errorf("write output: %w", err)
-	}
-	return nil
 }

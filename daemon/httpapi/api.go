@@ -14,6 +14,7 @@ import (
 
 	"github.com/upicdc/upicdc/cdc"
 	"github.com/upicdc/upicdc/store"
+	"github.com/upicdc/upicdc/store/render"
 )
 
 // Limits of one request and one response.
@@ -34,7 +35,9 @@ const (
 type Options struct {
 	// DB is the store read by every endpoint.
 	DB *store.DB
-	// Location is the zone timestamps are written in (default UTC).
+	// Location is the zone of as_of times written without one, such as
+	// "2024-12-21 10:00:00" (input.timezone; default UTC). Responses write
+	// each timestamp in its column's zone (see package store/render).
 	Location *time.Location
 	// Status returns the value served as /api/v1/status.
 	Status func(context.Context) (any, error)
@@ -74,11 +77,13 @@ func New(opts Options) http.Handler {
 	mux.HandleFunc("/api/v1/status", get(s.status))
 	mux.HandleFunc("/api/v1/merchants", get(s.merchants))
 	mux.HandleFunc("/api/v1/merchants/{id}", get(s.merchant))
+	mux.HandleFunc("/api/v1/merchants/{id}/windows", get(s.merchantWindows))
+	mux.HandleFunc("/api/v1/windows", get(s.windows))
 	mux.HandleFunc("/api/v1/tables/{table}/history", get(s.history))
 	mux.HandleFunc("/api/v1/tables/{table}/changes", get(s.changes))
 	mux.HandleFunc("/api/v1/transactions/{id}", get(s.transaction))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s (see /api/v1/status, /api/v1/merchants, /api/v1/tables/{table}/history, /api/v1/tables/{table}/changes, /api/v1/transactions/{id}, /healthz, /readyz, /metrics)", r.URL.Path), "")
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s (see /api/v1/status, /api/v1/merchants, /api/v1/merchants/{id}/windows, /api/v1/windows, /api/v1/tables/{table}/history, /api/v1/tables/{table}/changes, /api/v1/transactions/{id}, /healthz, /readyz, /metrics)", r.URL.Path), "")
 	})
 	timeoutBody, _ := json.Marshal(errorBody{Error: "request timed out"})
 	return s.accessLog(http.TimeoutHandler(mux, RequestTimeout, string(timeoutBody)))
@@ -192,10 +197,17 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_, _ = w.Write(b.Bytes())
 }
 
-// storeError maps a store error to a status: unknown names and versions are
-// 404, anything else a 500 (logged).
-func (s *server) storeError(w http.ResponseWriter, r *http.Request, err error) {
+// fail writes err's response: a bad parameter is a 400 naming it; an
+// unknown name or version, or a time before a table's first commit, a 404;
+// anything else a 500 (logged).
+func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var pe *paramError
+	var before *store.BeforeFirstCommitError
 	switch {
+	case errors.As(err, &pe):
+		writeError(w, http.StatusBadRequest, pe.Error(), pe.name)
+	case errors.As(err, &before):
+		writeError(w, http.StatusNotFound, "as_of: "+before.Error(), "as_of")
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrUnknownTable), errors.Is(err, store.ErrVersionNotFound):
 		writeError(w, http.StatusNotFound, err.Error(), "")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
@@ -210,15 +222,6 @@ func (s *server) storeError(w http.ResponseWriter, r *http.Request, err error) {
 type paramError struct{ name, msg string }
 
 func (e *paramError) Error() string { return e.name + ": " + e.msg }
-
-func badParam(w http.ResponseWriter, err error) {
-	var pe *paramError
-	if errors.As(err, &pe) {
-		writeError(w, http.StatusBadRequest, pe.Error(), pe.name)
-		return
-	}
-	writeError(w, http.StatusBadRequest, err.Error(), "")
-}
 
 // intParam reads an optional integer query parameter within [lo, hi].
 func intParam(r *http.Request, name string, def, lo, hi int64) (int64, error) {
@@ -281,7 +284,7 @@ func (s *server) readyz(w http.ResponseWriter, _ *http.Request) {
 
 func (s *server) status(w http.ResponseWriter, r *http.Request) {
 	if err := checkQuery(r); err != nil {
-		badParam(w, err)
+		s.fail(w, r, err)
 		return
 	}
 	if s.opt.Status == nil {
@@ -290,125 +293,65 @@ func (s *server) status(w http.ResponseWriter, r *http.Request) {
 	}
 	st, err := s.opt.Status(r.Context())
 	if err != nil {
-		s.storeError(w, r, err)
+		s.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, st)
 }
 
-type merchantsJSON struct {
-	Table     string          `json:"table"`
-	Version   int64           `json:"version"`
-	Merchants []aggregateJSON `json:"merchants"`
-	Truncated bool            `json:"truncated"`
-	// NextAfter is the after= that continues a truncated list.
-	NextAfter *string `json:"next_after,omitempty"`
-}
-
-// merchants lists the aggregated table (now, or at ?version=), in
-// merchant_id order, at most ?limit= rows (default and most: MaxLimit)
-// after ?after=.
-func (s *server) merchants(w http.ResponseWriter, r *http.Request) {
-	if err := checkQuery(r, "version", "limit", "after"); err != nil {
-		badParam(w, err)
-		return
-	}
-	version, err := intParam(r, "version", -1, 0, 1<<62)
-	if err != nil {
-		badParam(w, err)
-		return
-	}
-	limit, err := intParam(r, "limit", MaxLimit, 1, MaxLimit)
-	if err != nil {
-		badParam(w, err)
-		return
-	}
-	after := r.URL.Query().Get("after")
-	aggs, v, err := s.db.Aggregates(version)
-	if err != nil {
-		s.storeError(w, r, err)
-		return
-	}
-	out := merchantsJSON{Table: string(store.AggTable), Version: v, Merchants: []aggregateJSON{}}
-	for _, a := range aggs {
-		if after != "" && a.MerchantID <= after {
-			continue
-		}
-		if int64(len(out.Merchants)) == limit {
-			out.Truncated = true
-			last := out.Merchants[len(out.Merchants)-1].MerchantID
-			out.NextAfter = &last
-			break
-		}
-		out.Merchants = append(out.Merchants, aggJSON(a))
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-func (s *server) merchant(w http.ResponseWriter, r *http.Request) {
-	if err := checkQuery(r); err != nil {
-		badParam(w, err)
-		return
-	}
-	id, err := idParam(r, "id")
-	if err != nil {
-		badParam(w, err)
-		return
-	}
-	a, err := s.db.Aggregate(id)
-	if err != nil {
-		s.storeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, aggJSON(a))
-}
-
-// table reads the {table} path value; an unknown table is a 404.
-func (s *server) table(w http.ResponseWriter, r *http.Request) (store.Table, bool) {
-	t, err := store.ParseTable(r.PathValue("table"))
-	if err != nil {
-		writeError(w, http.StatusNotFound, err.Error(), "")
-		return "", false
-	}
-	return t, true
+// table reads the {table} path value: one of the store's tables.
+func (s *server) table(r *http.Request) (store.TableInfo, error) {
+	return s.db.Table(r.PathValue("table"))
 }
 
 type historyJSON struct {
-	Table     string       `json:"table"`
-	Commits   []commitJSON `json:"commits"`
-	Truncated bool         `json:"truncated"`
+	Table     string          `json:"table"`
+	Commits   []render.Object `json:"commits"`
+	Truncated bool            `json:"truncated"`
 	// NextFrom is the from= that continues a truncated list.
 	NextFrom *int64 `json:"next_from,omitempty"`
 }
 
+// history lists a table's commits from ?from=, at most ?limit=; with
+// ?as_of= only those committed at or before it.
 func (s *server) history(w http.ResponseWriter, r *http.Request) {
-	t, ok := s.table(w, r)
-	if !ok {
+	t, err := s.table(r)
+	if err != nil {
+		s.fail(w, r, err)
 		return
 	}
-	if err := checkQuery(r, "from", "limit"); err != nil {
-		badParam(w, err)
+	if err := checkQuery(r, "from", "limit", "as_of"); err != nil {
+		s.fail(w, r, err)
 		return
 	}
 	from, err := intParam(r, "from", 0, 0, 1<<62)
 	if err != nil {
-		badParam(w, err)
+		s.fail(w, r, err)
 		return
 	}
 	limit, err := intParam(r, "limit", DefaultLimit, 1, MaxLimit)
 	if err != nil {
-		badParam(w, err)
+		s.fail(w, r, err)
 		return
 	}
-	commits, err := s.db.History(t)
+	upTo, err := s.readVersion(r, t.Name)
 	if err != nil {
-		s.storeError(w, r, err)
+		s.fail(w, r, err)
 		return
 	}
-	out := historyJSON{Table: string(t), Commits: []commitJSON{}}
+	commits, err := s.db.History(t.Name)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := historyJSON{Table: t.Name, Commits: []render.Object{}}
+	names := render.CommitNames()
 	for _, c := range commits {
 		if c.Version < from {
 			continue
+		}
+		if upTo >= 0 && c.Version > upTo {
+			break
 		}
 		if int64(len(out.Commits)) == limit {
 			out.Truncated = true
@@ -416,17 +359,17 @@ func (s *server) history(w http.ResponseWriter, r *http.Request) {
 			out.NextFrom = &next
 			break
 		}
-		out.Commits = append(out.Commits, s.commitJSON(c))
+		out.Commits = append(out.Commits, render.Object{Columns: names, Cells: render.Commit(c)})
 	}
 	writeJSON(w, http.StatusOK, out)
 }
 
 type changesJSON struct {
-	Table     string `json:"table"`
-	From      int64  `json:"from"`
-	To        int64  `json:"to"`
-	Changes   []any  `json:"changes"`
-	Truncated bool   `json:"truncated"`
+	Table     string          `json:"table"`
+	From      int64           `json:"from"`
+	To        int64           `json:"to"`
+	Changes   []render.Object `json:"changes"`
+	Truncated bool            `json:"truncated"`
 	// Next continues a truncated feed: ?from=Next.From&skip=Next.Skip
 	// (the rows of version Next.From already returned are skipped).
 	Next *nextJSON `json:"next,omitempty"`
@@ -437,139 +380,124 @@ type nextJSON struct {
 	Skip int64 `json:"skip"`
 }
 
-// errFull stops a change-feed read once the response is full.
+// errFull stops a read once the response is full.
 var errFull = errors.New("response full")
 
+// changes is a table's change feed of versions ?from=..?to=, at most
+// ?limit= rows, skipping the first ?skip= rows of version from.
 func (s *server) changes(w http.ResponseWriter, r *http.Request) {
-	t, ok := s.table(w, r)
-	if !ok {
+	t, err := s.table(r)
+	if err != nil {
+		s.fail(w, r, err)
 		return
 	}
 	if err := checkQuery(r, "from", "to", "limit", "skip"); err != nil {
-		badParam(w, err)
+		s.fail(w, r, err)
 		return
 	}
 	if !r.URL.Query().Has("from") {
-		badParam(w, &paramError{"from", "required (the first version, inclusive)"})
+		s.fail(w, r, &paramError{"from", "required (the first version, inclusive)"})
 		return
 	}
 	from, err := intParam(r, "from", 0, 0, 1<<62)
 	if err != nil {
-		badParam(w, err)
+		s.fail(w, r, err)
 		return
 	}
-	latest, err := s.db.LatestVersion(t)
+	latest, err := s.db.LatestVersion(t.Name)
 	if err != nil {
-		s.storeError(w, r, err)
+		s.fail(w, r, err)
 		return
 	}
 	to, err := intParam(r, "to", latest, 0, 1<<62)
 	if err != nil {
-		badParam(w, err)
+		s.fail(w, r, err)
 		return
 	}
 	limit, err := intParam(r, "limit", DefaultLimit, 1, MaxLimit)
 	if err != nil {
-		badParam(w, err)
+		s.fail(w, r, err)
 		return
 	}
 	skip, err := intParam(r, "skip", 0, 0, 1<<62)
 	if err != nil {
-		badParam(w, err)
+		s.fail(w, r, err)
 		return
 	}
 	switch {
 	case from > latest:
-		badParam(w, &paramError{"from", fmt.Sprintf("version %d does not exist (latest is %d)", from, latest)})
+		s.fail(w, r, &paramError{"from", fmt.Sprintf("version %d does not exist (latest is %d)", from, latest)})
 		return
 	case to < from:
-		badParam(w, &paramError{"to", fmt.Sprintf("%d is before from (%d)", to, from)})
+		s.fail(w, r, &paramError{"to", fmt.Sprintf("%d is before from (%d)", to, from)})
 		return
 	}
 	to = min(to, latest)
-	out := changesJSON{Table: string(t), From: from, To: to, Changes: []any{}}
+	out := changesJSON{Table: t.Name, From: from, To: to, Changes: []render.Object{}}
+	names := render.ChangeNames(&t.Schema)
+	var versions []int64 // each returned row's version
 	var seenInFirst int64
-	add := func(version int64, row any) error {
-		if version == from && seenInFirst < skip {
+	err = s.db.Changes(r.Context(), t.Name, from, to, func(c store.Change) error {
+		if c.Version == from && seenInFirst < skip {
 			seenInFirst++
 			return nil
 		}
 		if int64(len(out.Changes)) == limit {
 			out.Truncated = true
-			n := nextJSON{From: version}
-			if version == from {
+			n := nextJSON{From: c.Version}
+			if c.Version == from {
 				n.Skip = skip + limit
 			} else {
 				// Rows of this version already returned.
-				for i := len(out.Changes) - 1; i >= 0 && changeVersion(out.Changes[i]) == version; i-- {
+				for i := len(versions) - 1; i >= 0 && versions[i] == c.Version; i-- {
 					n.Skip++
 				}
 			}
 			out.Next = &n
 			return errFull
 		}
-		out.Changes = append(out.Changes, row)
+		out.Changes = append(out.Changes, render.Object{Columns: names, Cells: render.Change(&t.Schema, c)})
+		versions = append(versions, c.Version)
 		return nil
-	}
-	if t == store.RawTable {
-		err = s.db.Changes(r.Context(), from, to, func(c store.Change) error {
-			return add(c.Version, rawChangeJSON{s.rowJSON(c.Row), s.meta(c.Type, c.Version, c.Timestamp)})
-		})
-	} else {
-		err = s.db.AggChanges(r.Context(), from, to, func(c store.AggChange) error {
-			return add(c.Version, aggChangeJSON{aggJSON(c.Agg), s.meta(c.Type, c.Version, c.Timestamp)})
-		})
-	}
+	})
 	if err != nil && !errors.Is(err, errFull) {
-		s.storeError(w, r, err)
+		s.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, out)
 }
 
-func changeVersion(v any) int64 {
-	switch c := v.(type) {
-	case rawChangeJSON:
-		return c.CommitVersion
-	case aggChangeJSON:
-		return c.CommitVersion
-	}
-	return -1
-}
-
-func (s *server) meta(t store.ChangeType, version, ts int64) changeMeta {
-	return changeMeta{ChangeType: t.String(), CommitVersion: version, CommitTimestamp: s.millis(ts)}
-}
-
 type transactionJSON struct {
-	TransactionID string        `json:"transaction_id"`
-	Versions      []versionJSON `json:"versions"`
+	TransactionID string          `json:"transaction_id"`
+	Versions      []render.Object `json:"versions"`
 }
 
+// transaction lists every image of one raw transaction, oldest first.
 func (s *server) transaction(w http.ResponseWriter, r *http.Request) {
 	if err := checkQuery(r); err != nil {
-		badParam(w, err)
+		s.fail(w, r, err)
 		return
 	}
 	id, err := idParam(r, "id")
 	if err != nil {
-		badParam(w, err)
+		s.fail(w, r, err)
 		return
 	}
-	versions, err := s.db.TxnHistory(id)
+	sch, err := s.schema(cdc.RawTable)
 	if err != nil {
-		s.storeError(w, r, err)
+		s.fail(w, r, err)
 		return
 	}
-	out := transactionJSON{TransactionID: id, Versions: make([]versionJSON, 0, len(versions))}
+	versions, err := s.db.KeyHistory(cdc.RawTable, store.Row{store.S(id)})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := transactionJSON{TransactionID: id, Versions: make([]render.Object, 0, len(versions))}
+	names := render.VersionNames(sch)
 	for _, v := range versions {
-		vj := versionJSON{CommitVersion: v.Version, Step: v.Step, CommitTimestamp: s.millis(v.Timestamp),
-			Deleted: v.Deleted, rowJSON: s.rowJSON(v.Row)}
-		if v.Deleted {
-			at := s.micros(v.DeletedAt)
-			vj.DeletedAt = &at
-		}
-		out.Versions = append(out.Versions, vj)
+		// A raw row's delete is ordered by its transaction_time.
+		out.Versions = append(out.Versions, render.Object{Columns: names, Cells: render.Version(sch, v, "transaction_time")})
 	}
 	writeJSON(w, http.StatusOK, out)
 }
