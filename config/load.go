@@ -69,6 +69,7 @@ func NonConfigEnvVars() []string {
 		"UPICDC_TEST_CRASH_DIR",      // agg: crash test child
 		"UPICDC_TEST_CRASH_STEP",
 		"UPICDC_TEST_CRASH_BATCH",
+		"UPICDC_TEST_CRASH_BACKFILL",
 		"UPICDC_TEST_MERGE_DIR", // cdc: crash test child
 		"UPICDC_TEST_MERGE_FILE",
 	}

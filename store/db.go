@@ -262,8 +262,9 @@ func (db *DB) init(defs []TableDef) error {
 				return err
 			}
 		}
+		created := db.now().UnixMilli() // tables created together share their creation time
 		for _, def := range defs {
-			if err := db.ensureTable(tx, def); err != nil {
+			if err := db.ensureTable(tx, def, created); err != nil {
 				return fmt.Errorf("table %s: %w", def.Name, err)
 			}
 		}

@@ -104,7 +104,7 @@ func sameSchema(a, b storedSchema) bool {
 
 // ensureTable creates def's table with version 0, or records def's schema
 // as the table's new one when it changed. Key columns cannot change.
-func (db *DB) ensureTable(tx *bolt.Tx, def TableDef) error {
+func (db *DB) ensureTable(tx *bolt.Tx, def TableDef, created int64) error {
 	if err := validSchema(def.Schema); err != nil {
 		return err
 	}
@@ -164,7 +164,7 @@ func (db *DB) ensureTable(tx *bolt.Tx, def TableDef) error {
 	}
 	return putCommit(tb, CommitInfo{
 		Version:             0,
-		Timestamp:           db.now().UnixMilli(),
+		Timestamp:           created,
 		Operation:           "CREATE TABLE",
 		OperationParameters: params,
 		OperationMetrics:    map[string]int64{},

@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"testing"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // Damage is a way a store file gets damaged on disk.
@@ -52,10 +54,43 @@ func Geometry(t testing.TB, path string) (pageSize, pages int64) {
 	return int64(binary.NativeEndian.Uint32(b[24:])), int64(binary.NativeEndian.Uint64(b[56:]))
 }
 
+// inUse lists the branch and leaf pages of the bbolt file at path: the
+// pages bbolt follows, so damage there is damage (a free page's bytes mean
+// nothing).
+func inUse(t testing.TB, path string, pages int64) []int64 {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, PreLoadFreelist: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var out []int64
+	err = db.View(func(tx *bolt.Tx) error {
+		for id := int64(2); id < pages; id++ {
+			info, err := tx.Page(int(id))
+			if err != nil {
+				return err
+			}
+			if info != nil && (info.Type == "branch" || info.Type == "leaf") {
+				out = append(out, id)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 // Apply damages the bbolt file at path.
 func Apply(t testing.TB, path string, d Damage) {
 	t.Helper()
 	pageSize, pages := Geometry(t, path)
+	var used []int64
+	if d == FlippedHeaders || d == FlippedElements {
+		used = inUse(t, path, pages)
+	}
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -75,11 +110,11 @@ func Apply(t testing.TB, path string, d Damage) {
 		}
 	}
 	// flip XORs n random bytes among the first span bytes of a quarter of
-	// the data pages (at least 4).
+	// the pages in use (at least 4).
 	flip := func(from, span int64, n int) {
 		rng := rand.New(rand.NewPCG(1, 2))
-		for range max(4, (pages-2)/4) {
-			p := 2 + rng.Int64N(pages-2)
+		for range max(4, len(used)/4) {
+			p := used[rng.IntN(len(used))]
 			for range n {
 				off := p*pageSize + from + rng.Int64N(span)
 				var b [1]byte
