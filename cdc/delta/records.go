@@ -37,6 +37,7 @@ const changeTypeColumn = "_change_type"
 type layout struct {
 	schema       store.Schema
 	schemaString string
+	deltaSchema  Schema
 }
 
 func newLayout(s store.Schema) (*layout, error) {
@@ -44,7 +45,26 @@ func newLayout(s store.Schema) (*layout, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &layout{schema: s, schemaString: ss}, nil
+	ds, err := ParseSchema(ss)
+	if err != nil {
+		return nil, err
+	}
+	return &layout{schema: s, schemaString: ss, deltaSchema: ds}, nil
+}
+
+// columnList renders a schema for a message: "a string, b long NULL".
+func columnList(s Schema) string {
+	parts := make([]string, len(s))
+	for i, f := range s {
+		parts[i] = f.Name + " " + f.Type
+		if f.Type == "" {
+			parts[i] += string(f.Nested)
+		}
+		if f.Nullable {
+			parts[i] += " NULL"
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // schemaString renders metaData.schemaString.
