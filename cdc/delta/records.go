@@ -281,14 +281,20 @@ func (l *layout) readRows(pf *parquet.File) ([]store.Row, error) {
 	if err != nil {
 		return nil, err
 	}
+	nc := len(l.schema.Columns)
 	out := make([]store.Row, 0, pf.NumRows())
+	values := make([]store.Value, 0, int(pf.NumRows())*nc) // one allocation for all rows
 	buf := make([]parquet.Row, 256)
 	for _, rg := range pf.RowGroups() {
 		rows := rg.Rows()
 		for {
 			n, err := rows.ReadRows(buf)
 			for _, pr := range buf[:n] {
-				r := make(store.Row, len(l.schema.Columns))
+				if cap(values)-len(values) < nc {
+					values = make([]store.Value, 0, 256*nc)
+				}
+				values = values[:len(values)+nc]
+				r := store.Row(values[len(values)-nc : len(values) : len(values)])
 				for _, v := range pr {
 					if ci := v.Column(); ci >= 0 && ci < len(target) && target[ci] >= 0 {
 						si := target[ci]
