@@ -92,7 +92,7 @@ func schemaString(s store.Schema) (string, error) {
 	return string(data), err
 }
 
-// leaf returns the Parquet node of one column.
+// leafNode returns the Parquet node of one column.
 func leafNode(c store.Column, dict bool) parquet.Node {
 	var n parquet.Node
 	switch c.Type {
@@ -258,7 +258,7 @@ func (l *layout) fileColumns(pf *parquet.File) ([]int, error) {
 	return target, nil
 }
 
-// value converts a Parquet value of column c back to a store value.
+// storeValue converts a Parquet value of column c back to a store value.
 func storeValue(c *store.Column, v parquet.Value) store.Value {
 	if v.IsNull() {
 		return store.Value{Null: true}
