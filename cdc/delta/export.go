@@ -24,18 +24,21 @@ import (
 // Export layout and crash safety.
 //
 // Each store table becomes DIR/<table>/, a Delta table whose version N is
-// store version N: protocol (1, 4) and metaData with change data feed on from
-// version 0; per version, copy-on-write data files (only the files holding
-// changed keys are rewritten), one _change_data file with the version's
-// change rows exactly as the store's feed has them, the aggregated table's
-// txn action, and commitInfo. A version's files are written and synced
-// first; the commit JSON is created last, put-if-absent (link of a synced
-// temporary file), with its mtime set to the commit timestamp. A crash
-// therefore leaves the table at its last complete version plus unreferenced
-// files, and the next export continues from that version. Which file holds
-// which key is not kept anywhere: it is rebuilt from the table itself (the
-// live files' key column) when an export starts, so there is no sidecar that
-// could disagree with the log.
+// store version N: protocol (1, 4) and metaData (the schema from the table's
+// store schema, see records.go; no partition columns) with change data feed
+// on from version 0; per version, copy-on-write data files (only the files
+// holding changed keys are rewritten), one _change_data file with the
+// version's change rows exactly as the store's feed has them, the txn action
+// of a derived table's micro-batch commit, and commitInfo. A version's files
+// are written and synced first; the commit JSON is created last,
+// put-if-absent (link of a synced temporary file), with its mtime set to the
+// commit timestamp. A crash therefore leaves the table at its last complete
+// version plus unreferenced files, and the next export continues from that
+// version. Which file holds which key is not kept anywhere: it is rebuilt
+// from the table itself (the live files' key columns) when an export starts,
+// so there is no sidecar that could disagree with the log. A key is the
+// store's encoding of the key columns, so composite keys (the windows
+// table's) need nothing special.
 
 // Defaults of [Options].
 const (
@@ -217,8 +220,8 @@ func (e *exporter) resume(ctx context.Context, latest int64) (int64, error) {
 		return 0, err
 	}
 	if s.Metadata.SchemaString != e.layout.schemaString {
-		return 0, fmt.Errorf("%w: %s has the schema %s, the store's table %s (export into an empty directory)",
-			ErrNotOurTable, e.dir, s.Metadata.SchemaString, e.layout.schemaString)
+		return 0, fmt.Errorf("%w: %s has the columns (%s), the store's table (%s) (export into an empty directory)",
+			ErrNotOurTable, e.dir, columnList(s.Schema), columnList(e.layout.deltaSchema))
 	}
 	ci, err := e.db.Commit(e.table, s.Version)
 	if err != nil {

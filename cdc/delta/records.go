@@ -37,6 +37,7 @@ const changeTypeColumn = "_change_type"
 type layout struct {
 	schema       store.Schema
 	schemaString string
+	deltaSchema  Schema
 }
 
 func newLayout(s store.Schema) (*layout, error) {
@@ -44,7 +45,26 @@ func newLayout(s store.Schema) (*layout, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &layout{schema: s, schemaString: ss}, nil
+	ds, err := ParseSchema(ss)
+	if err != nil {
+		return nil, err
+	}
+	return &layout{schema: s, schemaString: ss, deltaSchema: ds}, nil
+}
+
+// columnList renders a schema for a message: "a string, b long NULL".
+func columnList(s Schema) string {
+	parts := make([]string, len(s))
+	for i, f := range s {
+		parts[i] = f.Name + " " + f.Type
+		if f.Type == "" {
+			parts[i] += string(f.Nested)
+		}
+		if f.Nullable {
+			parts[i] += " NULL"
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // schemaString renders metaData.schemaString.
@@ -72,7 +92,7 @@ func schemaString(s store.Schema) (string, error) {
 	return string(data), err
 }
 
-// leaf returns the Parquet node of one column.
+// leafNode returns the Parquet node of one column.
 func leafNode(c store.Column, dict bool) parquet.Node {
 	var n parquet.Node
 	switch c.Type {
@@ -238,7 +258,7 @@ func (l *layout) fileColumns(pf *parquet.File) ([]int, error) {
 	return target, nil
 }
 
-// value converts a Parquet value of column c back to a store value.
+// storeValue converts a Parquet value of column c back to a store value.
 func storeValue(c *store.Column, v parquet.Value) store.Value {
 	if v.IsNull() {
 		return store.Value{Null: true}
@@ -261,14 +281,20 @@ func (l *layout) readRows(pf *parquet.File) ([]store.Row, error) {
 	if err != nil {
 		return nil, err
 	}
+	nc := len(l.schema.Columns)
 	out := make([]store.Row, 0, pf.NumRows())
+	values := make([]store.Value, 0, int(pf.NumRows())*nc) // one allocation for all rows
 	buf := make([]parquet.Row, 256)
 	for _, rg := range pf.RowGroups() {
 		rows := rg.Rows()
 		for {
 			n, err := rows.ReadRows(buf)
 			for _, pr := range buf[:n] {
-				r := make(store.Row, len(l.schema.Columns))
+				if cap(values)-len(values) < nc {
+					values = make([]store.Value, 0, 256*nc)
+				}
+				values = values[:len(values)+nc]
+				r := store.Row(values[len(values)-nc : len(values) : len(values)])
 				for _, v := range pr {
 					if ci := v.Column(); ci >= 0 && ci < len(target) && target[ci] >= 0 {
 						si := target[ci]

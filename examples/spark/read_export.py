@@ -24,7 +24,13 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import TimestampType
 
-TABLES = ["raw_upi_transactions_v1", "aggregated_upi_transactions"]
+RAW_TABLE = "raw_upi_transactions_v1"
+
+
+def export_tables(export_dir):
+    """The export's tables: every directory of it with a _delta_log (raw,
+    aggregated_upi_transactions, merchant_window_aggregates, ...)."""
+    return sorted(d for d in os.listdir(export_dir) if os.path.isdir(os.path.join(export_dir, d, "_delta_log")))
 
 
 def spark_session():
@@ -129,10 +135,11 @@ def main():
     spark = spark_session()
     show = args.json is None
     out = {"engine": "spark " + spark.version, "tables": {}}
-    for t in TABLES:
-        out["tables"][t] = read_table(spark, os.path.join(os.path.abspath(args.export_dir), t), show)
+    root = os.path.abspath(args.export_dir)
+    for t in export_tables(root):
+        out["tables"][t] = read_table(spark, os.path.join(root, t), show)
     if args.stream:
-        out["stream_aggregates"] = stream_aggregates(spark, os.path.join(os.path.abspath(args.export_dir), TABLES[0]), show)
+        out["stream_aggregates"] = stream_aggregates(spark, os.path.join(root, RAW_TABLE), show)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f)

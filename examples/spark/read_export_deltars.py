@@ -19,7 +19,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable
 
-TABLES = ["raw_upi_transactions_v1", "aggregated_upi_transactions"]
+RAW_TABLE = "raw_upi_transactions_v1"
+
+
+def export_tables(export_dir):
+    """The export's tables: every directory of it with a _delta_log (raw,
+    aggregated_upi_transactions, merchant_window_aggregates, ...)."""
+    return sorted(d for d in os.listdir(export_dir) if os.path.isdir(os.path.join(export_dir, d, "_delta_log")))
 
 
 def as_strings(table):
@@ -60,8 +66,9 @@ def main():
     import deltalake
 
     out = {"engine": "delta-rs " + deltalake.__version__, "tables": {}}
-    for t in TABLES:
-        out["tables"][t] = read_table(os.path.join(os.path.abspath(args.export_dir), t), args.json is None)
+    root = os.path.abspath(args.export_dir)
+    for t in export_tables(root):
+        out["tables"][t] = read_table(os.path.join(root, t), args.json is None)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f)
