@@ -54,6 +54,7 @@ func (d *Daemon) reloadLoop(ctx context.Context) error {
 			d.setError("config", err)
 			d.log.Error("configuration not reloaded; keeping the running configuration", "err", err)
 		} else {
+			d.clearError("config")
 			d.metrics.reloads.WithLabelValues("success").Inc()
 		}
 		if d.ready.Load() {
