@@ -190,7 +190,9 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		merged:       d.fileMerged,
 		rejected:     d.fileRejected,
 		failed:       d.fileFailed,
+		recovered:    func() { d.clearError("inbox") },
 		pollInterval: func() time.Duration { return d.config().Inbox.PollInterval },
+		settle:       func() time.Duration { return d.config().Inbox.Settle },
 		pollChanged:  d.pollChanged,
 	}
 	if err := d.inbox.open(); err != nil {
@@ -356,9 +358,10 @@ func (d *Daemon) serveHTTP(ctx context.Context) error {
 	return nil
 }
 
-// ingest MERGEs one inbox file with the work context: shutdown lets it finish.
-func (d *Daemon) ingest(path string) (cdc.Result, error) {
-	return d.merger.IngestFile(d.workCtx, path)
+// ingest MERGEs one inbox file's content with the work context: shutdown
+// lets it finish.
+func (d *Daemon) ingest(name string, data []byte) (cdc.Result, error) {
+	return d.merger.IngestData(d.workCtx, name, data)
 }
 
 func (d *Daemon) fileMerged(r cdc.Result) {
