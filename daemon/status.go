@@ -99,7 +99,7 @@ func (d *Daemon) Status() (Status, error) {
 		StartedAt:      d.startedAt.UTC(),
 		RawVersion:     l.rawVersion,
 		AggVersion:     l.aggVersion,
-		LastError:      d.lastErr,
+		LastError:      d.lastError(),
 		PendingRestart: append([]string{}, d.pendingRestart...),
 	}
 	if !d.lastReload.IsZero() {
