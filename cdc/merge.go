@@ -54,14 +54,25 @@ type Result struct {
 // *ParseError; any other error (reading, the store, ctx) does not.
 func (m *Merger) IngestFile(ctx context.Context, path string) (Result, error) {
 	name := filepath.Base(path)
-	format, err := FormatFromName(name)
-	if err != nil {
+	if _, err := FormatFromName(name); err != nil { // not worth reading
 		// "ingest b.xlsx: unsupported format: …", like a ParseError below.
 		return Result{File: name}, fmt.Errorf("ingest %w", &ParseError{File: name, Err: err})
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return Result{File: name}, fmt.Errorf("ingest %s: %w", name, err)
+	}
+	return m.IngestData(ctx, name, data)
+}
+
+// IngestData is IngestFile for content the caller has already read: name is
+// the file's base name (it picks the format), data its whole content. The
+// daemon's inbox uses it to read files itself, without following links.
+// Every error about the content or the name is a *ParseError.
+func (m *Merger) IngestData(ctx context.Context, name string, data []byte) (Result, error) {
+	format, err := FormatFromName(name)
+	if err != nil {
+		return Result{File: name}, fmt.Errorf("ingest %w", &ParseError{File: name, Err: err})
 	}
 	sum := sha256.Sum256(data)
 	if rec, found, err := m.db.IngestedFile(sum); err != nil {
@@ -75,7 +86,7 @@ func (m *Merger) IngestFile(ctx context.Context, path string) (Result, error) {
 		// A ParseError starts with the file name: "ingest bad.csv: line 3: …".
 		return Result{File: name}, fmt.Errorf("ingest %w", err)
 	}
-	return m.Merge(ctx, &Batch{Name: name, Path: path, Format: format, Size: int64(len(data)), SHA256: sum, Rows: rows})
+	return m.Merge(ctx, &Batch{Name: name, Format: format, Size: int64(len(data)), SHA256: sum, Rows: rows})
 }
 
 // Merge applies a parsed batch as one commit.

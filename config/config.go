@@ -58,6 +58,10 @@ type InboxConfig struct {
 	// PollInterval is how often the inbox is rescanned, as a safety net for
 	// file-system events that were missed.
 	PollInterval time.Duration `mapstructure:"poll_interval"`
+	// Settle is how long a file that was not renamed into the inbox (written
+	// in place, or copied in) must keep the same size and modification time
+	// before it is taken as complete.
+	Settle time.Duration `mapstructure:"settle"`
 }
 
 // StreamConfig configures the stream processor.
@@ -111,7 +115,7 @@ func Default() Config {
 		DataDir: "./upicdc-data",
 		Log:     LogConfig{Level: "info", Format: "text"},
 		Input:   InputConfig{Timezone: "UTC"},
-		Inbox:   InboxConfig{Dir: "", PollInterval: 10 * time.Second},
+		Inbox:   InboxConfig{Dir: "", PollInterval: 10 * time.Second, Settle: time.Second},
 		Stream: StreamConfig{
 			Name:                  "merchant_aggregates",
 			Trigger:               "5s",

@@ -17,14 +17,14 @@ func TestKeys(t *testing.T) {
 	}
 	want := []string{
 		"data_dir", "log.level", "log.format", "input.timezone", "inbox.dir", "inbox.poll_interval",
-		"stream.name", "stream.trigger", "stream.max_versions_per_trigger", "windows.sizes", "windows.timezone", "export.dir", "export.schedule",
+		"inbox.settle", "stream.name", "stream.trigger", "stream.max_versions_per_trigger", "windows.sizes", "windows.timezone", "export.dir", "export.schedule",
 		"http.listen", "shutdown_timeout",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("keys:\n got %q\nwant %q", got, want)
 	}
 	for key, kind := range map[string]leafKind{
-		"inbox.poll_interval": kindDuration, "shutdown_timeout": kindDuration,
+		"inbox.poll_interval": kindDuration, "inbox.settle": kindDuration, "shutdown_timeout": kindDuration,
 		"stream.max_versions_per_trigger": kindInt, "stream.trigger": kindString, "windows.sizes": kindStrings,
 	} {
 		if kinds[key] != kind {

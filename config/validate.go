@@ -64,6 +64,7 @@ func (c Config) fieldErrors() []*FieldError {
 		check("input.timezone", err)
 	}
 	check("inbox.poll_interval", positive(c.Inbox.PollInterval))
+	check("inbox.settle", positive(c.Inbox.Settle))
 	if !streamNameRE.MatchString(c.Stream.Name) {
 		check("stream.name", badValue(c.Stream.Name, "must be 1 to 64 characters from A-Z, a-z, 0-9, '_', '.' and '-'"))
 	}

@@ -106,15 +106,20 @@ type Daemon struct {
 	trigger        config.Trigger
 	exportSched    cron.Schedule
 	pendingRestart []string
-	lastErr        *ErrorInfo
-	lastReload     time.Time
+	// errs holds each component's last error until that component next
+	// succeeds; /api/v1/status shows the newest.
+	errs       map[string]ErrorInfo
+	lastReload time.Time
 }
 
-// ErrorInfo is the last error a worker hit, for /api/v1/status.
+// ErrorInfo is the last error a worker hit, for /api/v1/status. It is
+// cleared once that worker next succeeds.
 type ErrorInfo struct {
-	Time      time.Time `json:"time"`
-	Component string    `json:"component"`
-	Message   string    `json:"message"`
+	// Time is when it happened (RFC 3339 in JSON).
+	Time time.Time `json:"time"`
+	// Component is the worker: inbox, stream, export or config.
+	Component string `json:"component"`
+	Message   string `json:"message"`
 }
 
 // New returns a daemon; Open starts it.
@@ -139,7 +144,7 @@ func New(opts Options) *Daemon {
 	return &Daemon{
 		opts: opts, log: opts.Logger, clock: opts.Clock, notify: opts.Notify,
 		data: ch(), triggerChanged: ch(), pollChanged: ch(), exportChanged: ch(), reload: ch(),
-		cfg: opts.Config,
+		cfg: opts.Config, errs: map[string]ErrorInfo{},
 	}
 }
 
@@ -189,7 +194,9 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		merged:       d.fileMerged,
 		rejected:     d.fileRejected,
 		failed:       d.fileFailed,
+		recovered:    func() { d.clearError("inbox") },
 		pollInterval: func() time.Duration { return d.config().Inbox.PollInterval },
+		settle:       func() time.Duration { return d.config().Inbox.Settle },
 		pollChanged:  d.pollChanged,
 	}
 	if err := d.inbox.open(); err != nil {
@@ -320,10 +327,30 @@ func (d *Daemon) config() config.Config {
 	return d.cfg
 }
 
+// setError records component's failure for /api/v1/status.
 func (d *Daemon) setError(component string, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.lastErr = &ErrorInfo{Time: d.clock.Now().UTC(), Component: component, Message: err.Error()}
+	d.errs[component] = ErrorInfo{Time: d.clock.Now().UTC(), Component: component, Message: err.Error()}
+}
+
+// clearError forgets component's failure: it has succeeded since.
+func (d *Daemon) clearError(component string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.errs, component)
+}
+
+// lastError returns the newest failure not yet followed by a success of
+// the same component, or nil. Callers hold mu.
+func (d *Daemon) lastError() *ErrorInfo {
+	var last *ErrorInfo
+	for _, e := range d.errs {
+		if last == nil || e.Time.After(last.Time) || e.Time.Equal(last.Time) && e.Component < last.Component {
+			last = &e
+		}
+	}
+	return last
 }
 
 // serveHTTP runs the API until ctx is done, then shuts it down gracefully.
@@ -345,12 +372,14 @@ func (d *Daemon) serveHTTP(ctx context.Context) error {
 	return nil
 }
 
-// ingest MERGEs one inbox file with the work context: shutdown lets it finish.
-func (d *Daemon) ingest(path string) (cdc.Result, error) {
-	return d.merger.IngestFile(d.workCtx, path)
+// ingest MERGEs one inbox file's content with the work context: shutdown
+// lets it finish.
+func (d *Daemon) ingest(name string, data []byte) (cdc.Result, error) {
+	return d.merger.IngestData(d.workCtx, name, data)
 }
 
 func (d *Daemon) fileMerged(r cdc.Result) {
+	d.clearError("inbox")
 	d.metrics.ingested(r)
 	switch {
 	case r.Duplicate:
@@ -364,6 +393,7 @@ func (d *Daemon) fileMerged(r cdc.Result) {
 }
 
 func (d *Daemon) fileRejected(name string, err error) {
+	d.clearError("inbox") // the inbox works; the file was bad
 	d.metrics.filesRejected.Inc()
 	d.log.Warn("inbox file refused; moved to rejected/", "component", "inbox", "file", name, "err", err)
 }
@@ -415,6 +445,9 @@ func (d *Daemon) scheduler() *scheduler {
 // runBatch runs one micro-batch with the work context: shutdown lets it finish.
 func (d *Daemon) runBatch() (agg.BatchResult, error) {
 	res, err := d.processor().RunOnce(d.workCtx)
+	if err == nil {
+		d.clearError("stream")
+	}
 	if err == nil && res.Committed {
 		d.metrics.batchDuration.Observe(res.Duration.Seconds())
 		d.metrics.batchRows.Add(float64(res.ChangeRows))

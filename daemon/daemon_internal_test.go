@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/upicdc/upicdc/agg"
 	"github.com/upicdc/upicdc/cdc"
@@ -41,7 +42,8 @@ func TestIgnored(t *testing.T) {
 
 func TestFreeName(t *testing.T) {
 	dir := t.TempDir()
-	for _, n := range []string{"a.csv", "a-1.csv", "b.csv.error", "noext"} {
+	long, longUsed := strings.Repeat("l", 251)+".csv", strings.Repeat("u", 251)+".csv"
+	for _, n := range []string{"a.csv", "a-1.csv", "b.csv.error", "noext", longUsed} {
 		if err := os.WriteFile(filepath.Join(dir, n), nil, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -52,11 +54,43 @@ func TestFreeName(t *testing.T) {
 		{"b.csv", ".error", "b-1.csv"}, // its .error name is taken
 		{"b.csv", "", "b.csv"},
 		{"noext", "", "noext-1"},
+		{long, "", long},                     // fits
+		{long, ".error", fitName(long, 249)}, // LONG.error would not
+		{longUsed, "", fitName(longUsed[:251]+"-1.csv", 255)},
 	}
 	for _, tc := range tests {
-		if got := freeName(dir, tc.name, tc.extra); got != tc.want {
+		got := freeName(dir, tc.name, tc.extra)
+		if got != tc.want {
 			t.Errorf("freeName(%q, %q) = %q, want %q", tc.name, tc.extra, got, tc.want)
 		}
+		if len(got)+len(tc.extra) > maxName {
+			t.Errorf("freeName(%q, %q) = %q: with %q it is %d bytes, more than %d", tc.name, tc.extra, got, tc.extra, len(got)+len(tc.extra), maxName)
+		}
+	}
+}
+
+// TestFitName: a name too long is shortened to the limit, keeping its start
+// and extension and whole characters, and two long names stay apart.
+func TestFitName(t *testing.T) {
+	long := strings.Repeat("n", 300) + ".csv"
+	got := fitName(long, 255)
+	if len(got) != 255 || !strings.HasPrefix(got, strings.Repeat("n", 200)) || !strings.HasSuffix(got, ".csv") {
+		t.Errorf("fitName(300 n + .csv) = %q (%d bytes)", got, len(got))
+	}
+	if other := fitName(strings.Repeat("n", 301)+".csv", 255); other == got {
+		t.Errorf("two long names shortened alike: %q", got)
+	}
+	if got := fitName("short.csv", 255); got != "short.csv" {
+		t.Errorf("fitName(short.csv) = %q", got)
+	}
+	utf := strings.Repeat("é", 130) + ".csv" // 264 bytes
+	got = fitName(utf, 255)
+	if len(got) > 255 || !utf8.ValidString(got) || !strings.HasSuffix(got, ".csv") {
+		t.Errorf("fitName(130 é + .csv) = %q (%d bytes, valid UTF-8 %v)", got, len(got), utf8.ValidString(got))
+	}
+	dotted := "a." + strings.Repeat("x", 300)
+	if got := fitName(dotted, 249); len(got) > 249 || !strings.HasPrefix(got, "a.xxx") {
+		t.Errorf("fitName(a.xxx…) = %q (%d bytes)", got, len(got))
 	}
 }
 
@@ -121,59 +155,6 @@ func waitUntil(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met in time")
 		}
 		time.Sleep(time.Millisecond)
-	}
-}
-
-// TestInboxWaitsForInPlaceWrites: a file created in the inbox (instead of
-// being renamed into it, as writers should) is not taken while it is empty
-// and new, nor within settle of a write event; once complete it is merged
-// whole. (Which events arrive before a scan is up to the kernel, so only
-// the empty-file case can be checked deterministically.)
-func TestInboxWaitsForInPlaceWrites(t *testing.T) {
-	clock, cfg, d := openOnFakeClock(t, time.Hour)
-	path := filepath.Join(cfg.InboxDir(), "inplace.csv")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := f.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The inbox saw the empty file and put it off until it settles.
-	clock.waitDeadline(t, info.ModTime().Add(settle))
-	if st, err := d.Status(); err != nil || st.Version(cdc.RawTable) != 0 {
-		t.Fatalf("raw version %d, %v: an empty new file was taken", st.Version(cdc.RawTable), err)
-	} else if st.Inbox.BacklogFiles != 1 {
-		t.Errorf("backlog %d, want the waiting file counted", st.Inbox.BacklogFiles)
-	}
-	header := "transaction_id,upi_id,merchant_id,transaction_amount,transaction_time,transaction_status\n"
-	if _, err := f.WriteString(header + "T1,u1,M1,100,2024-12-21 10:00:00,completed\nT2,u2,M2,200,2024-12-21 10:01:00,completed\n"); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	taken := func() bool {
-		st, err := d.Status()
-		return err == nil && st.Version(cdc.RawTable) == 1
-	}
-	for i := 0; !taken(); i++ {
-		if i == 1000 {
-			t.Fatal("the settled file was not taken")
-		}
-		clock.Advance(settle)
-		time.Sleep(time.Millisecond)
-	}
-	if rejected, _ := os.ReadDir(filepath.Join(cfg.InboxDir(), RejectedDir)); len(rejected) != 0 {
-		t.Errorf("rejected: %v", rejected)
-	}
-	h, err := d.DB().History("raw_upi_transactions_v1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := h[1].OperationMetrics["numTargetRowsInserted"]; got != 2 {
-		t.Errorf("%d rows inserted, want both rows of the complete file", got)
 	}
 }
 
@@ -300,7 +281,7 @@ func TestCloseCancelsWorkAfterTheShutdownTimeout(t *testing.T) {
 
 // TestInboxRescanFindsFilesWithoutEvents: with the file-system watch gone
 // (as when the kernel's event queue overflows), a file renamed into the
-// inbox is found by the periodic rescan alone.
+// inbox is found by the periodic rescan alone, and taken once settled.
 func TestInboxRescanFindsFilesWithoutEvents(t *testing.T) {
 	clock, cfg, d := openOnFakeClock(t, time.Minute)
 	if err := d.inbox.watcher.Remove(cfg.InboxDir()); err != nil {
@@ -327,6 +308,13 @@ func TestInboxRescanFindsFilesWithoutEvents(t *testing.T) {
 		t.Fatalf("file taken without events or a poll (raw version %d): the watch was not off", v)
 	}
 	clock.Advance(cfg.Inbox.PollInterval)
+	// Without its events the inbox cannot tell the file was renamed: it is
+	// taken once it kept its size and modification time for inbox.settle.
+	clock.waitDeadline(t, clock.Now().Add(cfg.Inbox.Settle))
+	if v := rawVersion(); v != 0 {
+		t.Fatalf("file taken before it settled (raw version %d)", v)
+	}
+	clock.Advance(cfg.Inbox.Settle)
 	for i := 0; rawVersion() != 1; i++ {
 		if i == 2000 {
 			t.Fatal("the rescan did not take the file")

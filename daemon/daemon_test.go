@@ -355,6 +355,11 @@ func TestReload(t *testing.T) {
 	if st := status(t, d); st.Stream.Trigger != "7s" || !strings.Contains(st.LastError.Message, "5x") {
 		t.Errorf("after a bad reload: trigger %q, last error %+v", st.Stream.Trigger, st.LastError)
 	}
+	// A good reload clears it.
+	loadErr = nil
+	<-calls
+	d.Reload()
+	waitFor(t, "the error to clear after a good reload", func() bool { return status(t, d).LastError == nil })
 }
 
 func TestConfigFileChangeReloads(t *testing.T) {

@@ -10,7 +10,11 @@
 //   - the inbox: fsnotify events on inbox.dir plus a rescan every
 //     inbox.poll_interval. Regular files only, oldest first (modification
 //     time, then name); dotfiles, *.tmp and *.partial are ignored, because
-//     writers are expected to rename complete files into the inbox. Each file
+//     writers are expected to rename complete files into the inbox. A file
+//     renamed from such a name is taken at once; any other waits until its
+//     size and modification time held for inbox.settle. Files are opened
+//     without following links; a link, FIFO, device or socket is rejected
+//     unread, a directory left alone. Each file
 //     is MERGEd as one commit and then moved to inbox/processed/, or, when
 //     its name or content is refused, to inbox/rejected/ with NAME.error
 //     beside it. Both directories are inside the inbox (a move is then a
@@ -30,9 +34,9 @@
 //     Options.Export.
 //   - configuration reloads: Reload (SIGHUP in `upicdc serve`) or a change to
 //     the config file re-read the configuration and apply log.level,
-//     inbox.poll_interval, stream.trigger, stream.max_versions_per_trigger,
-//     export.schedule and shutdown_timeout; other changed keys are reported
-//     as needing a restart.
+//     inbox.poll_interval, inbox.settle, stream.trigger,
+//     stream.max_versions_per_trigger, export.schedule and shutdown_timeout;
+//     other changed keys are reported as needing a restart.
 //   - the HTTP API (package httpapi) and the systemd watchdog, when enabled.
 //
 // Close lets the current MERGE (and its move) and the current micro-batch

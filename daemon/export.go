@@ -57,6 +57,7 @@ func (d *Daemon) runExport(sched cron.Schedule) {
 		d.log.Error("scheduled export failed", "component", "export", "err", err)
 		return
 	}
+	d.clearError("export")
 	d.metrics.exports.WithLabelValues("success").Inc()
 	d.log.Info("scheduled export done", "component", "export", "duration", d.clock.Now().Sub(start),
 		"next", sched.Next(d.clock.Now()))

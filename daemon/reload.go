@@ -22,6 +22,7 @@ func liveKeys() map[string]func(dst *config.Config, src config.Config) {
 	return map[string]func(dst *config.Config, src config.Config){
 		"log.level":           func(d *config.Config, s config.Config) { d.Log.Level = s.Log.Level },
 		"inbox.poll_interval": func(d *config.Config, s config.Config) { d.Inbox.PollInterval = s.Inbox.PollInterval },
+		"inbox.settle":        func(d *config.Config, s config.Config) { d.Inbox.Settle = s.Inbox.Settle },
 		"stream.trigger":      func(d *config.Config, s config.Config) { d.Stream.Trigger = s.Stream.Trigger },
 		"stream.max_versions_per_trigger": func(d *config.Config, s config.Config) {
 			d.Stream.MaxVersionsPerTrigger = s.Stream.MaxVersionsPerTrigger
@@ -54,6 +55,7 @@ func (d *Daemon) reloadLoop(ctx context.Context) error {
 			d.setError("config", err)
 			d.log.Error("configuration not reloaded; keeping the running configuration", "err", err)
 		} else {
+			d.clearError("config")
 			d.metrics.reloads.WithLabelValues("success").Inc()
 		}
 		if d.ready.Load() {
@@ -122,7 +124,7 @@ func (d *Daemon) apply(next config.Config) (changed, restart []string, err error
 	if cur.Stream.Trigger != eff.Stream.Trigger {
 		signal(d.triggerChanged)
 	}
-	if cur.Inbox.PollInterval != eff.Inbox.PollInterval {
+	if cur.Inbox.PollInterval != eff.Inbox.PollInterval || cur.Inbox.Settle != eff.Inbox.Settle {
 		signal(d.pollChanged)
 	}
 	if cur.Export.Schedule != eff.Export.Schedule {

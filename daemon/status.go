@@ -119,7 +119,7 @@ func (d *Daemon) Status() (Status, error) {
 	st := Status{
 		Ready:          d.ready.Load(),
 		StartedAt:      d.startedAt.UTC(),
-		LastError:      d.lastErr,
+		LastError:      d.lastError(),
 		PendingRestart: append([]string{}, d.pendingRestart...),
 	}
 	if !d.lastReload.IsZero() {
