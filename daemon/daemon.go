@@ -430,9 +430,9 @@ func (d *Daemon) scheduler() *scheduler {
 		data:    d.data,
 		run:     d.runBatch,
 		ready: func() {
-			d.ready.Store(true)
 			d.log.Info("ready: stream processor caught up", "component", "stream")
-			d.sdNotify(sddaemon.SdNotifyReady)
+			d.sdNotify(sddaemon.SdNotifyReady) // before /readyz: whoever sees ready sees READY=1 sent
+			d.ready.Store(true)
 		},
 		failed: func(err error) {
 			d.metrics.batchErrors.Inc()

@@ -120,8 +120,10 @@ func TestExportSchedule(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := clock.Now()
-	// Armed: the export schedule and the inbox poll.
+	// Armed: the export schedule and the inbox poll; the first catch-up
+	// (and its READY=1) runs beside them.
 	clock.waitTimers(t, 2)
+	waitUntil(t, func() bool { st, _ := d.Status(); return st.Ready })
 	clock.Advance(time.Hour)
 	select {
 	case at := <-exports:
