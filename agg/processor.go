@@ -153,16 +153,18 @@ func (p *Processor) batch(tx *store.ProcessTx, from, to int64) (int64, int, erro
 	touched := make(map[string]*TxnChange)
 	seen := make(map[string]bool) // merchants that must have a row
 	var n int64
+	var key []byte
 	err := tx.SourceChanges(from, to, func(sc store.Change) error {
 		n++
 		if sc.Type == store.UpdatePreimage {
 			return nil
 		}
-		r := cdc.RowOf(sc.Row)
+		r := cdc.RowOf(sc.Row) // its strings are the change row's own: safe to keep
 		t := touched[r.TransactionID]
 		if t == nil {
 			t = &TxnChange{ID: r.TransactionID}
-			if v := tx.State([]byte(r.TransactionID)); v != nil {
+			key = append(key[:0], r.TransactionID...)
+			if v := tx.State(key); v != nil {
 				old, err := decodeContribution(v)
 				if err != nil {
 					return fmt.Errorf("contribution of %q: %w", r.TransactionID, err)
@@ -193,7 +195,8 @@ func (p *Processor) batch(tx *store.ProcessTx, from, to int64) (int64, int, erro
 	var buf []byte
 	for i := range b.Txns {
 		buf = appendContribution(buf[:0], &b.Txns[i].New)
-		if err := tx.PutState([]byte(b.Txns[i].ID), buf); err != nil {
+		key = append(key[:0], b.Txns[i].ID...)
+		if err := tx.PutState(key, buf); err != nil {
 			return 0, 0, err
 		}
 	}

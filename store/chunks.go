@@ -109,7 +109,11 @@ type image struct {
 	deletedAt int64
 }
 
-func (t *table) decodeRecord(d *decoder) (image, error) {
+func (t *table) decodeRecord(d *decoder) (image, error) { return t.decodeRecordInto(d, nil) }
+
+// decodeRecordInto is decodeRecord with the row decoded into dst's storage
+// when it is large enough.
+func (t *table) decodeRecordInto(d *decoder, dst Row) (image, error) {
 	var img image
 	img.typ = ChangeType(d.byte())
 	flags := d.byte()
@@ -118,7 +122,7 @@ func (t *table) decodeRecord(d *decoder) (image, error) {
 	if d.err != nil {
 		return img, d.err
 	}
-	row, err := t.decode(key, id, d)
+	row, err := t.decodeInto(key, id, d, dst)
 	if err != nil {
 		return img, err
 	}
@@ -136,12 +140,18 @@ func (t *table) decodeRecord(d *decoder) (image, error) {
 	return img, d.err
 }
 
-func (t *table) decodeChunk(chunk []byte, fn func(ChangeType, Row) error) error {
+// decodeChunk calls fn with each record of chunk. With reuse, every row is
+// decoded into the same storage: fn must not keep it.
+func (t *table) decodeChunk(chunk []byte, reuse bool, fn func(ChangeType, Row) error) error {
 	d := decoder{b: chunk}
+	var buf Row
 	for len(d.b) > 0 {
-		img, err := t.decodeRecord(&d)
+		img, err := t.decodeRecordInto(&d, buf)
 		if err != nil {
 			return err
+		}
+		if reuse {
+			buf = img.row
 		}
 		if err := fn(img.typ, img.row); err != nil {
 			return err
@@ -188,7 +198,8 @@ func clampRange(tb *bolt.Bucket, from, to int64) (int64, int64, error) {
 }
 
 // changes streams table t's change feed of versions from..to inside tx.
-func (t *table) changes(ctx context.Context, tb *bolt.Bucket, from, to int64, fn func(Change) error) error {
+// With reuse, every Change's Row shares one storage: fn must not keep it.
+func (t *table) changes(ctx context.Context, tb *bolt.Bucket, from, to int64, reuse bool, fn func(Change) error) error {
 	from, to, err := clampRange(tb, from, to)
 	if err != nil {
 		return err
@@ -199,7 +210,7 @@ func (t *table) changes(ctx context.Context, tb *bolt.Bucket, from, to int64, fn
 		if err != nil {
 			return err
 		}
-		return t.decodeChunk(chunk, func(ct ChangeType, r Row) error {
+		return t.decodeChunk(chunk, reuse, func(ct ChangeType, r Row) error {
 			return fn(Change{Type: ct, Version: ver, Timestamp: ts, Row: r})
 		})
 	})
@@ -226,7 +237,7 @@ func commitTimes(tb *bolt.Bucket) func(int64) (int64, error) {
 // key order, a key's rows in applied order.
 func (db *DB) Changes(ctx context.Context, name string, from, to int64, fn func(Change) error) error {
 	err := db.view(name, func(tb *bolt.Bucket, t *table) error {
-		return t.changes(ctx, tb, from, to, fn)
+		return t.changes(ctx, tb, from, to, false, fn)
 	})
 	if err != nil {
 		return fmt.Errorf("changes %s: %w", name, err)

@@ -63,9 +63,11 @@ func (p *ProcessTx) Checkpoint() Checkpoint { return p.cp }
 // SourceLatest is the source table's newest version.
 func (p *ProcessTx) SourceLatest() int64 { return p.srcLast }
 
-// SourceChanges streams the source table's change feed of from..to.
+// SourceChanges streams the source table's change feed of from..to. Every
+// Change's Row shares one storage, valid until fn returns: copy what must
+// be kept (a micro-batch reads millions of rows and keeps few).
 func (p *ProcessTx) SourceChanges(from, to int64, fn func(Change) error) error {
-	return p.src.changes(p.ctx, p.srcTB, from, to, fn)
+	return p.src.changes(p.ctx, p.srcTB, from, to, true, fn)
 }
 
 // State returns the value the stream keeps for key (nil if none). The slice

@@ -405,7 +405,7 @@ func (s *Snapshot) Changes(ctx context.Context, name string, from, to int64, fn 
 	if err != nil {
 		return err
 	}
-	return s.db.bolt.guard(func() error { return t.changes(ctx, tb, from, to, fn) })
+	return s.db.bolt.guard(func() error { return t.changes(ctx, tb, from, to, false, fn) })
 }
 
 // Checkpoint is a stream's checkpoint in the snapshot.

@@ -329,12 +329,21 @@ func (db *DB) view(name string, fn func(tb *bolt.Bucket, t *table) error) error 
 // decodeRecord decodes a stored body written with schema id into a row of
 // the current schema; key fills the key columns.
 func (t *table) decode(key []byte, id uint64, d *decoder) (Row, error) {
+	return t.decodeInto(key, id, d, nil)
+}
+
+// decodeInto is decode into dst's storage when it is large enough.
+func (t *table) decodeInto(key []byte, id uint64, d *decoder, dst Row) (Row, error) {
 	if id >= uint64(len(t.schemas)) {
 		return nil, fmt.Errorf("%w: schema %d of %d", ErrCorrupt, id, len(t.schemas))
 	}
 	cur := t.schema()
 	if id == t.schemaID() {
-		r := make(Row, len(cur.Columns))
+		r := dst[:0:cap(dst)]
+		if cap(r) < len(cur.Columns) {
+			r = make(Row, len(cur.Columns))
+		}
+		r = r[:len(cur.Columns)]
 		if err := cur.decodeKey(key, r); err != nil {
 			return nil, err
 		}
