@@ -282,8 +282,9 @@ func TestServeEndToEnd(t *testing.T) {
 		t.Errorf("bad.csv.error = %q", msg)
 	}
 
-	metrics := p.text("/metrics")
-	for _, line := range []string{
+	// A micro-batch's metrics are counted just after its commit is visible:
+	// wait for them rather than racing the last batch.
+	wantMetrics := []string{
 		`upicdc_inbox_files_ingested_total{result="merged"} 3`,
 		`upicdc_inbox_files_rejected_total 1`,
 		`upicdc_commits_total{table="raw_upi_transactions_v1"} 3`,
@@ -295,10 +296,20 @@ func TestServeEndToEnd(t *testing.T) {
 		`upicdc_inbox_backlog_files 0`,
 		`upicdc_stream_microbatch_duration_seconds_count 3`,
 		`upicdc_ready 1`,
-	} {
-		if !strings.Contains(metrics, line+"\n") {
-			t.Errorf("/metrics lacks %q", line)
+	}
+	var missing []string
+	p.eventually("the metrics of three files and three micro-batches", func() bool {
+		metrics := p.text("/metrics")
+		missing = missing[:0]
+		for _, line := range wantMetrics {
+			if !strings.Contains(metrics, line+"\n") {
+				missing = append(missing, line)
+			}
 		}
+		return len(missing) == 0
+	})
+	for _, line := range missing {
+		t.Errorf("/metrics lacks %q", line)
 	}
 	var txn struct {
 		Versions []map[string]any `json:"versions"`
