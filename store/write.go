@@ -44,7 +44,11 @@ func encodeCurrent(dst []byte, s *Schema, id uint64, r Row, at imageRef, deleted
 	return e.b
 }
 
-func (t *table) decodeCurrent(key, v []byte) (current, error) {
+func (t *table) decodeCurrent(key, v []byte) (current, error) { return t.decodeCurrentInto(key, v, nil) }
+
+// decodeCurrentInto is decodeCurrent with the row decoded into dst's
+// storage when it is large enough.
+func (t *table) decodeCurrentInto(key, v []byte, dst Row) (current, error) {
 	d := decoder{b: v}
 	if f := d.byte(); f != rowFormat {
 		return current{}, fmt.Errorf("%w: row value format %d", ErrCorrupt, f)
@@ -60,7 +64,7 @@ func (t *table) decodeCurrent(key, v []byte) (current, error) {
 	if d.err != nil {
 		return c, d.err
 	}
-	r, err := t.decode(key, id, &d)
+	r, err := t.decodeInto(key, id, &d, dst)
 	c.row = r
 	return c, err
 }
@@ -104,6 +108,7 @@ type TableWriter struct {
 	lookedKey   []byte
 	lookedRef   imageRef
 	lookedFound bool
+	getBuf      Row // Get decodes into it: its row is valid until the next Get
 	puts        int64
 	arena       []byte // values must live until commit: carve them from slabs
 }
@@ -144,7 +149,8 @@ func (w *TableWriter) Stats() WriteStats { return w.stats }
 func (w *TableWriter) Schema() *Schema { return w.s }
 
 // Get returns the newest image (a tombstone too) of the row whose key
-// columns are key (the first KeyColumns values; the rest are ignored).
+// columns are key (the first KeyColumns values; the rest are ignored). The
+// returned Row shares storage with the next Get's: use or copy it before.
 func (w *TableWriter) Get(key Row) (Current, bool, error) {
 	var err error
 	w.keyBuf, err = w.s.EncodeKey(w.keyBuf[:0], key)
@@ -157,10 +163,11 @@ func (w *TableWriter) Get(key Row) (Current, bool, error) {
 	if v == nil {
 		return Current{}, false, nil
 	}
-	c, err := w.t.decodeCurrent(w.keyBuf, v)
+	c, err := w.t.decodeCurrentInto(w.keyBuf, v, w.getBuf)
 	if err != nil {
 		return Current{}, false, fmt.Errorf("key %q: %w", w.keyBuf, err)
 	}
+	w.getBuf = c.row
 	w.lookedRef = c.at
 	return Current{Row: c.row, Version: c.at.version, Deleted: c.deleted, DeletedAt: c.deletedAt}, true, nil
 }
