@@ -44,7 +44,9 @@ func encodeCurrent(dst []byte, s *Schema, id uint64, r Row, at imageRef, deleted
 	return e.b
 }
 
-func (t *table) decodeCurrent(key, v []byte) (current, error) { return t.decodeCurrentInto(key, v, nil) }
+func (t *table) decodeCurrent(key, v []byte) (current, error) {
+	return t.decodeCurrentInto(key, v, nil)
+}
 
 // decodeCurrentInto is decodeCurrent with the row decoded into dst's
 // storage when it is large enough.
