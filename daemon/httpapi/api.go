@@ -86,7 +86,13 @@ func New(opts Options) http.Handler {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s (see /api/v1/status, /api/v1/merchants, /api/v1/merchants/{id}/windows, /api/v1/windows, /api/v1/tables/{table}/history, /api/v1/tables/{table}/changes, /api/v1/transactions/{id}, /healthz, /readyz, /metrics)", r.URL.Path), "")
 	})
 	timeoutBody, _ := json.Marshal(errorBody{Error: "request timed out"})
-	return s.accessLog(http.TimeoutHandler(mux, RequestTimeout, string(timeoutBody)))
+	timed := http.TimeoutHandler(mux, RequestTimeout, string(timeoutBody))
+	// A backup streams the whole store: it bypasses the timeout handler,
+	// which would buffer it (see backup.go).
+	outer := http.NewServeMux()
+	outer.HandleFunc("/api/v1/backup", get(s.backup))
+	outer.Handle("/", timed)
+	return s.accessLog(outer)
 }
 
 // statusRecorder remembers the status a handler wrote.
