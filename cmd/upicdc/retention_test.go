@@ -123,6 +123,21 @@ func TestBackupWhileServing(t *testing.T) {
 		}
 	}
 	wg.Wait()
+	var st struct {
+		Retention struct {
+			Tables []struct {
+				Table     string `json:"table"`
+				Consumers []struct {
+					Name    string `json:"name"`
+					Version int64  `json:"version"`
+				} `json:"consumers"`
+			} `json:"tables"`
+		} `json:"retention"`
+	}
+	if code := p.get("/api/v1/status", &st); code != 200 || len(st.Retention.Tables) != 3 ||
+		st.Retention.Tables[0].Table != "raw_upi_transactions_v1" || len(st.Retention.Tables[0].Consumers) != 1 {
+		t.Errorf("status retention: %d %+v", code, st.Retention)
+	}
 	restored := t.TempDir()
 	runOK(t, "--data-dir="+restored, "restore", "--from", backup)
 	runOK(t, "--data-dir="+restored, "check")

@@ -214,6 +214,8 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusBadRequest, pe.Error(), pe.name)
 	case errors.As(err, &before):
 		writeError(w, http.StatusNotFound, "as_of: "+before.Error(), "as_of")
+	case errors.Is(err, store.ErrBelowHorizon):
+		writeError(w, http.StatusGone, err.Error(), "") // removed by a vacuum
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrUnknownTable), errors.Is(err, store.ErrVersionNotFound):
 		writeError(w, http.StatusNotFound, err.Error(), "")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
