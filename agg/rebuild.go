@@ -110,7 +110,11 @@ func (p *Processor) rebuild(ctx context.Context, d Derived, op string) (RebuildR
 		progress := func(n int64) {
 			p.log.Info("rebuild: reading the raw history", "table", def.Name, "change_rows", n, "raw_version", cp.SourceVersion)
 		}
-		u, _, n, err := replay(tx.SourceChanges, cp.SourceVersion, progress)
+		base, err := loadBaseline(tx.Baseline)
+		if err != nil {
+			return err
+		}
+		u, _, n, err := replay(tx.SourceChanges, base, cp.SourceVersion, progress)
 		if err != nil {
 			return err
 		}

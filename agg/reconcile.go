@@ -24,7 +24,8 @@ type Difference struct {
 // Report is the outcome of Reconcile.
 type Report struct {
 	Stream       string
-	RawVersion   int64            // raw versions 1..RawVersion were recomputed
+	RawVersion   int64            // raw versions Horizon+1..RawVersion were recomputed
+	Horizon      int64            // from the baseline kept at the raw table's horizon (0: from scratch)
 	Versions     map[string]int64 // and compared with these derived versions
 	ChangeRows   int64
 	Transactions int
@@ -46,52 +47,74 @@ type expected struct {
 // changeSource is what replay reads: the raw change feed of from..to.
 type changeSource func(from, to int64, fn func(store.Change) error) error
 
-// replay recomputes every transaction's contribution and current row from
-// the raw change feed 1..to.
-func replay(src changeSource, to int64, progress func(rows int64)) (*Universe, map[string]*expected, int64, error) {
-	u := &Universe{Txns: map[string]Contribution{}, Merchants: map[string]bool{}, RawVersion: to}
-	txns := map[string]*expected{}
-	var n int64
-	if to < 1 {
-		return u, txns, 0, nil
+// apply folds one change-feed row (not an update_preimage) into a
+// transaction's replayed state.
+func (e *expected) apply(t store.ChangeType, r cdc.Row) {
+	switch t {
+	case store.Delete:
+		*e = expected{row: r}
+	case store.Insert:
+		*e = expected{row: r, live: true}
+	case store.UpdatePostimage:
+		e.row, e.live = r, true
 	}
-	err := src(1, to, func(sc store.Change) error {
-		if n++; progress != nil && n%1_000_000 == 0 {
-			progress(n)
-		}
-		if sc.Type == store.UpdatePreimage {
+	if e.live && r.Status == cdc.StatusCompleted {
+		e.c.HasSale, e.c.Sale, e.c.SaleTime = true, r.Amount, r.Time
+	}
+	if e.live && r.Status == cdc.StatusRefunded {
+		e.c.HasRefund, e.c.Refund, e.c.RefundTime = true, r.Amount, r.Time
+	}
+}
+
+// contribution is what the replayed state contributes.
+func (e *expected) contribution() Contribution {
+	if !e.live {
+		return Contribution{MerchantID: e.row.MerchantID, Status: e.row.Status}
+	}
+	c := e.c
+	c.MerchantID, c.Status, c.Live = e.row.MerchantID, e.row.Status, true
+	return c
+}
+
+// expectedOf is the replayed state a baseline contribution stands for. Its
+// row holds only what the contribution knows (merchant, status): reconcile
+// fills in the raw table's image at the horizon.
+func expectedOf(id string, c Contribution) *expected {
+	return &expected{row: cdc.Row{TransactionID: id, MerchantID: c.MerchantID, Status: c.Status}, live: c.Live, c: c}
+}
+
+// replay recomputes every transaction's contribution and current row from
+// the baseline (the state at the raw table's horizon, see retention.go)
+// and the raw change feed after it up to to.
+func replay(src changeSource, base *baseline, to int64, progress func(rows int64)) (*Universe, map[string]*expected, int64, error) {
+	if base == nil {
+		base = emptyBaseline()
+	}
+	u := &Universe{Txns: map[string]Contribution{}, Merchants: base.merchants, RawVersion: to}
+	txns := base.txns
+	var n int64
+	var err error
+	if to > base.version {
+		err = src(base.version+1, to, func(sc store.Change) error {
+			if n++; progress != nil && n%1_000_000 == 0 {
+				progress(n)
+			}
+			if sc.Type == store.UpdatePreimage {
+				return nil
+			}
+			r := cdc.RowOf(sc.Row)
+			e := txns[r.TransactionID]
+			if e == nil {
+				e = &expected{}
+				txns[r.TransactionID] = e
+			}
+			e.apply(sc.Type, r)
+			u.Merchants[r.MerchantID] = true
 			return nil
-		}
-		r := cdc.RowOf(sc.Row)
-		e := txns[r.TransactionID]
-		if e == nil {
-			e = &expected{}
-			txns[r.TransactionID] = e
-		}
-		switch sc.Type {
-		case store.Delete:
-			*e = expected{row: r}
-		case store.Insert:
-			*e = expected{row: r, live: true}
-		case store.UpdatePostimage:
-			e.row, e.live = r, true
-		}
-		u.Merchants[r.MerchantID] = true
-		if e.live && r.Status == cdc.StatusCompleted {
-			e.c.HasSale, e.c.Sale, e.c.SaleTime = true, r.Amount, r.Time
-		}
-		if e.live && r.Status == cdc.StatusRefunded {
-			e.c.HasRefund, e.c.Refund, e.c.RefundTime = true, r.Amount, r.Time
-		}
-		return nil
-	})
+		})
+	}
 	for id, e := range txns {
-		c := e.c
-		c.MerchantID, c.Status, c.Live = e.row.MerchantID, e.row.Status, e.live
-		if !e.live {
-			c = Contribution{MerchantID: e.row.MerchantID, Status: e.row.Status}
-		}
-		u.Txns[id] = c
+		u.Txns[id] = e.contribution()
 	}
 	return u, txns, n, err
 }
@@ -123,7 +146,33 @@ func Reconcile(ctx context.Context, db *store.DB, stream string, cfg Config) (Re
 	src := func(from, to int64, fn func(store.Change) error) error {
 		return snap.Changes(ctx, cdc.RawTable, from, to, fn)
 	}
-	u, txns, n, err := replay(src, cp.SourceVersion, nil)
+	base, err := loadBaseline(func(fn func(k, v []byte) error) (int64, error) { return snap.Baseline(stream, fn) })
+	if err != nil {
+		return rep, fmt.Errorf("reconcile: %w", err)
+	}
+	rep.Horizon = base.version
+	if base.version > 0 {
+		// The baseline knows each transaction's contribution; the raw
+		// table's image at the horizon is its row, and the two must agree.
+		if _, err := snap.Scan(ctx, cdc.RawTable, base.version, store.KeyRange{}, func(sr store.Row) error {
+			r := cdc.RowOf(sr)
+			e := base.txns[r.TransactionID]
+			if e == nil || !e.live || e.row.MerchantID != r.MerchantID || e.row.Status != r.Status {
+				want := "absent"
+				if e != nil && e.live {
+					want = fmt.Sprintf("%s/%s", e.row.MerchantID, e.row.Status)
+				}
+				rep.Differences = append(rep.Differences, Difference{Table: cdc.RawTable, Key: r.TransactionID,
+					Column: fmt.Sprintf("(baseline at version %d)", base.version), Stored: fmt.Sprintf("%s/%s", r.MerchantID, r.Status), Expected: want})
+				return nil
+			}
+			e.row = r
+			return nil
+		}); err != nil {
+			return rep, fmt.Errorf("reconcile: raw table at the horizon: %w", err)
+		}
+	}
+	u, txns, n, err := replay(src, base, cp.SourceVersion, nil)
 	if err != nil {
 		return rep, fmt.Errorf("reconcile: %w", err)
 	}

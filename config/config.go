@@ -29,6 +29,8 @@ type Config struct {
 	Windows WindowsConfig `mapstructure:"windows"`
 	// Export configures the Delta Lake export.
 	Export ExportConfig `mapstructure:"export"`
+	// Retention configures how long the change feed is kept (vacuum).
+	Retention RetentionConfig `mapstructure:"retention"`
 	// HTTP configures the daemon's HTTP API.
 	HTTP HTTPConfig `mapstructure:"http"`
 	// ShutdownTimeout bounds how long the daemon waits for work in progress
@@ -93,6 +95,20 @@ type ExportConfig struct {
 	// (see Config.ExportDir).
 	Dir string `mapstructure:"dir"`
 	// Schedule is a cron spec for periodic exports; "" turns them off.
+	Schedule string `mapstructure:"schedule"`
+}
+
+// RetentionConfig configures retention: what `upicdc vacuum`, and serve on
+// Schedule, remove. A version's change feed goes only when every rule set
+// allows it and no consumer still needs it; with no rule set, nothing goes.
+type RetentionConfig struct {
+	// History keeps the change feed of versions committed within this long
+	// (0: no limit by age).
+	History time.Duration `mapstructure:"history"`
+	// Versions keeps the change feed of each table's newest this many
+	// versions (0: no limit by count).
+	Versions int `mapstructure:"versions"`
+	// Schedule is a cron spec for serve's vacuums; "" turns them off.
 	Schedule string `mapstructure:"schedule"`
 }
 
@@ -179,6 +195,16 @@ func (c Config) ExportSchedule() (cron.Schedule, error) {
 	s, err := ParseSchedule(c.Export.Schedule)
 	if err != nil {
 		return nil, &FieldError{Key: "export.schedule", Err: err}
+	}
+	return s, nil
+}
+
+// RetentionSchedule parses retention.schedule; nil means serve never
+// vacuums on its own.
+func (c Config) RetentionSchedule() (cron.Schedule, error) {
+	s, err := ParseSchedule(c.Retention.Schedule)
+	if err != nil {
+		return nil, &FieldError{Key: "retention.schedule", Err: err}
 	}
 	return s, nil
 }

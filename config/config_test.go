@@ -442,6 +442,9 @@ func TestSettingsListsEveryKey(t *testing.T) {
 		"windows.timezone=Asia/Kolkata",
 		"export.dir=",
 		"export.schedule=",
+		"retention.history=0s",
+		"retention.versions=0",
+		"retention.schedule=",
 		"http.listen=127.0.0.1:8080",
 		"shutdown_timeout=30s",
 	}

@@ -85,6 +85,15 @@ func (c Config) fieldErrors() []*FieldError {
 	if _, err := ParseSchedule(c.Export.Schedule); err != nil {
 		check("export.schedule", err)
 	}
+	if c.Retention.History < 0 {
+		check("retention.history", badValue(c.Retention.History, "must not be negative (0 turns the rule off)"))
+	}
+	if c.Retention.Versions < 0 {
+		check("retention.versions", badValue(c.Retention.Versions, "must not be negative (0 turns the rule off)"))
+	}
+	if _, err := ParseSchedule(c.Retention.Schedule); err != nil {
+		check("retention.schedule", err)
+	}
 	check("http.listen", checkListen(c.HTTP.Listen))
 	check("shutdown_timeout", positive(c.ShutdownTimeout))
 	return out

@@ -110,6 +110,7 @@ type Daemon struct {
 	// succeeds; /api/v1/status shows the newest.
 	errs       map[string]ErrorInfo
 	lastReload time.Time
+	lastVacuum time.Time
 }
 
 // ErrorInfo is the last error a worker hit, for /api/v1/status. It is
@@ -235,6 +236,7 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	d.g.Go(func() error { return d.inbox.loop(d.gctx) })
 	d.g.Go(func() error { return d.scheduler().loop(d.gctx) })
 	d.g.Go(func() error { return d.exportLoop(d.gctx) })
+	d.g.Go(func() error { return d.retentionLoop(d.gctx) })
 	d.g.Go(func() error { return d.reloadLoop(d.gctx) })
 	if d.cfgw != nil {
 		d.g.Go(func() error { return d.cfgw.loop(d.gctx, d.clock, d.Reload, d.log) })

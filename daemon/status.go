@@ -15,13 +15,14 @@ type Status struct {
 	StartedAt time.Time `json:"started_at"`
 	// Tables are every table of the store with its latest version, in the
 	// store's order (the raw table first).
-	Tables         []TableStatus `json:"tables"`
-	Stream         StreamStatus  `json:"stream"`
-	Inbox          InboxStatus   `json:"inbox"`
-	Export         ExportStatus  `json:"export"`
-	LastError      *ErrorInfo    `json:"last_error"`
-	LastReload     *time.Time    `json:"last_reload"`
-	PendingRestart []string      `json:"pending_restart"`
+	Tables         []TableStatus  `json:"tables"`
+	Stream         StreamStatus   `json:"stream"`
+	Inbox          InboxStatus    `json:"inbox"`
+	Export         ExportStatus   `json:"export"`
+	Retention      *RetentionJSON `json:"retention"`
+	LastError      *ErrorInfo     `json:"last_error"`
+	LastReload     *time.Time     `json:"last_reload"`
+	PendingRestart []string       `json:"pending_restart"`
 }
 
 // TableStatus is one table's part of Status.
@@ -154,6 +155,9 @@ func (d *Daemon) Status() (Status, error) {
 	st.Inbox = InboxStatus{Dir: d.inboxDir(), BacklogFiles: backlog}
 	if !oldest.IsZero() {
 		st.Inbox.OldestFileAgeSeconds = max(0, now.Sub(oldest).Seconds())
+	}
+	if st.Retention, err = d.retentionStatus(cfg, now); err != nil {
+		return Status{}, fmt.Errorf("status: %w", err)
 	}
 	st.Export.Schedule = cfg.Export.Schedule
 	if sched != nil {

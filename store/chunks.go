@@ -177,7 +177,7 @@ func decodeNoteChunk(chunk []byte, fn func([]byte) error) error {
 
 // clampRange checks from..to against a table's latest version; to < 0 or past
 // the latest means "to the latest".
-func clampRange(tb *bolt.Bucket, from, to int64) (int64, int64, error) {
+func clampRange(tb *bolt.Bucket, name string, from, to int64) (int64, int64, error) {
 	last, err := lastCommit(tb)
 	if err != nil {
 		return 0, 0, err
@@ -194,13 +194,16 @@ func clampRange(tb *bolt.Bucket, from, to int64) (int64, int64, error) {
 	if to < from {
 		return 0, 0, fmt.Errorf("to version %d is before from version %d", to, from)
 	}
+	if h := horizonOf(tb).version; from <= h && h > 0 {
+		return 0, 0, &BelowHorizonError{Table: name, What: "changes from version", Version: from, Horizon: h}
+	}
 	return from, to, nil
 }
 
 // changes streams table t's change feed of versions from..to inside tx.
 // With reuse, every Change's Row shares one storage: fn must not keep it.
 func (t *table) changes(ctx context.Context, tb *bolt.Bucket, from, to int64, reuse bool, fn func(Change) error) error {
-	from, to, err := clampRange(tb, from, to)
+	from, to, err := clampRange(tb, t.name, from, to)
 	if err != nil {
 		return err
 	}
@@ -251,6 +254,9 @@ func (db *DB) Notes(ctx context.Context, name string, version int64, fn func([]b
 	err := db.view(name, func(tb *bolt.Bucket, _ *table) error {
 		if _, err := getCommit(tb, version); err != nil {
 			return err
+		}
+		if h := horizonOf(tb).version; version <= h && h > 0 {
+			return &BelowHorizonError{Table: name, What: "notes of version", Version: version, Horizon: h}
 		}
 		return forChunks(ctx, tb.Bucket(subNotes), version, version, func(_ int64, chunk []byte) error {
 			return decodeNoteChunk(chunk, fn)

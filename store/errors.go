@@ -23,6 +23,11 @@ var (
 	ErrOutOfOrder = errors.New("keys written out of order")
 	// ErrCorrupt means a stored value could not be decoded.
 	ErrCorrupt = errors.New("corrupt store value")
+	// ErrBelowHorizon means a read asked for versions a vacuum removed (see
+	// BelowHorizonError).
+	ErrBelowHorizon = errors.New("below the retention horizon")
+	// ErrNoConsumer means RemoveConsumer found no consumer of that name.
+	ErrNoConsumer = errors.New("no such registered consumer")
 	// ErrFormat means the file was written by an incompatible store format.
 	ErrFormat = errors.New("unsupported store format")
 )

@@ -24,16 +24,20 @@ func (t *table) readImage(cdf *bolt.Bucket, ref imageRef) (image, error) {
 // imageAt walks a key's image chain back from its current image to the
 // newest image at or below version. ok is false if the key did not exist
 // then.
-func (t *table) imageAt(cdf *bolt.Bucket, cur current, version int64) (image, bool, error) {
+//
+// version must be at or above the table's horizon h: a pointer into a
+// removed chunk (at or below h) is the key's image at the horizon, which
+// the base bucket keeps.
+func (t *table) imageAt(cdf *bolt.Bucket, h horizon, key []byte, cur current, version int64) (image, bool, error) {
 	if cur.at.version <= version {
-		img := image{row: cur.row, deletedAt: cur.deletedAt, typ: Insert}
-		if cur.deleted {
-			img.typ = Delete
-		}
-		return img, true, nil
+		return imageOf(cur), true, nil
 	}
 	at := cur.at
 	for {
+		if h.removed(at.version) {
+			img, err := t.baseImage(h, key, at)
+			return img, err == nil, err
+		}
 		img, err := t.readImage(cdf, at)
 		if err != nil {
 			return img, false, err
@@ -48,8 +52,9 @@ func (t *table) imageAt(cdf *bolt.Bucket, cur current, version int64) (image, bo
 	}
 }
 
-// resolveVersion maps version < 0 to the latest and checks it exists.
-func resolveVersion(tb *bolt.Bucket, version int64) (int64, error) {
+// resolveVersion maps version < 0 to the latest and checks it exists and
+// is not below the table's horizon.
+func resolveVersion(tb *bolt.Bucket, name string, version int64) (int64, error) {
 	last, err := lastCommit(tb)
 	if err != nil {
 		return 0, err
@@ -59,6 +64,9 @@ func resolveVersion(tb *bolt.Bucket, version int64) (int64, error) {
 	}
 	if version > last.Version {
 		return 0, fmt.Errorf("version %d: %w (latest is %d)", version, ErrVersionNotFound, last.Version)
+	}
+	if h := horizonOf(tb).version; version < h {
+		return 0, &BelowHorizonError{Table: name, What: "version", Version: version, Horizon: h}
 	}
 	return version, nil
 }
@@ -145,7 +153,7 @@ func successor(p []byte) []byte {
 func (db *DB) Scan(ctx context.Context, name string, version int64, kr KeyRange, fn func(Row) error) (int64, error) {
 	err := db.view(name, func(tb *bolt.Bucket, t *table) error {
 		var err error
-		if version, err = resolveVersion(tb, version); err != nil {
+		if version, err = resolveVersion(tb, name, version); err != nil {
 			return err
 		}
 		return t.scan(ctx, tb, version, kr, fn)
@@ -162,6 +170,7 @@ func (t *table) scan(ctx context.Context, tb *bolt.Bucket, version int64, kr Key
 		return err
 	}
 	cdf := tb.Bucket(subCDF)
+	h := horizonOf(tb)
 	c := tb.Bucket(subRows).Cursor()
 	n := 0
 	var k, v []byte
@@ -186,7 +195,7 @@ func (t *table) scan(ctx context.Context, tb *bolt.Bucket, version int64, kr Key
 		if err != nil {
 			return err
 		}
-		img, ok, err := t.imageAt(cdf, cur, version)
+		img, ok, err := t.imageAt(cdf, h, k, cur, version)
 		if err != nil {
 			return err
 		}
@@ -231,10 +240,19 @@ func (db *DB) KeyHistory(name string, key Row) ([]RowVersion, error) {
 			return err
 		}
 		cdf := tb.Bucket(subCDF)
+		h := horizonOf(tb)
 		ts := commitTimes(tb)
 		at, ok := cur.at, true
 		for ok {
-			img, err := t.readImage(cdf, at)
+			var img image
+			switch {
+			case at == cur.at && h.removed(at.version):
+				img = imageOf(cur) // last changed at or below the horizon: the current image is all that is kept
+			case h.removed(at.version):
+				img, err = t.baseImage(h, k, at) // the image at the horizon; the history before it is gone
+			default:
+				img, err = t.readImage(cdf, at)
+			}
 			if err != nil {
 				return err
 			}
@@ -244,7 +262,7 @@ func (db *DB) KeyHistory(name string, key Row) ([]RowVersion, error) {
 			}
 			out = append(out, RowVersion{Version: at.version, Timestamp: stamp,
 				Deleted: img.typ == Delete, DeletedAt: img.deletedAt, Row: img.row})
-			at, ok = img.prev, img.hasPrev
+			at, ok = img.prev, img.hasPrev && !h.removed(at.version)
 		}
 		slices.Reverse(out)
 		for i := 1; i < len(out); i++ {
@@ -376,7 +394,7 @@ func (s *Snapshot) LatestVersion(name string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return resolveVersion(tb, -1)
+	return resolveVersion(tb, name, -1)
 }
 
 // Scan is DB.Scan inside the snapshot.
@@ -389,7 +407,7 @@ func (s *Snapshot) Scan(ctx context.Context, name string, version int64, kr KeyR
 	if err != nil {
 		return 0, err
 	}
-	if version, err = resolveVersion(tb, version); err != nil {
+	if version, err = resolveVersion(tb, name, version); err != nil {
 		return 0, err
 	}
 	return version, s.db.bolt.guard(func() error { return t.scan(ctx, tb, version, kr, fn) })

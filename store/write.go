@@ -113,6 +113,9 @@ type TableWriter struct {
 	getBuf      Row // Get decodes into it: its row is valid until the next Get
 	puts        int64
 	arena       []byte // values must live until commit: carve them from slabs
+	// tb and h are the table's bucket and horizon (see keepBase).
+	tb *bolt.Bucket
+	h  horizon
 }
 
 func newTableWriter(ctx context.Context, t *table, tb *bolt.Bucket, version int64) *TableWriter {
@@ -121,6 +124,7 @@ func newTableWriter(ctx context.Context, t *table, tb *bolt.Bucket, version int6
 		rows:  tb.Bucket(subRows),
 		cdf:   newChunkWriter(tb.Bucket(subCDF), version),
 		notes: newChunkWriter(tb.Bucket(subNotes), version),
+		tb:    tb, h: horizonOf(tb),
 	}
 }
 
@@ -199,6 +203,11 @@ func (w *TableWriter) put(t ChangeType, r Row, before Row, deletedAt int64) erro
 		w.started = true
 		w.lastKey = append(w.lastKey[:0], w.keyBuf...)
 		w.hasPrev, w.prev = w.lookedFound, w.lookedRef
+		if w.hasPrev && w.h.removed(w.prev.version) {
+			if err := w.keepBase(); err != nil {
+				return err
+			}
+		}
 	case cmp == 0:
 		// Another step of the same key: prev already points at the record
 		// written for the step before.

@@ -149,8 +149,12 @@ func newReconcileCommand(a *app) *cobra.Command {
 				if len(against) == 0 {
 					against = []string{"no derived table versions yet"}
 				}
-				fmt.Fprintf(a.stdout, "stream %s: recomputed raw versions 1..%d (%d change rows, %d transactions, %d merchants) against %s: %d difference(s)\n",
-					rep.Stream, rep.RawVersion, rep.ChangeRows, rep.Transactions, rep.Merchants, strings.Join(against, ", "), len(rep.Differences))
+				from := "1"
+				if rep.Horizon > 0 {
+					from = fmt.Sprintf("%d (from the baseline kept at the retention horizon, version %d)", rep.Horizon+1, rep.Horizon)
+				}
+				fmt.Fprintf(a.stdout, "stream %s: recomputed raw versions %s..%d (%d change rows, %d transactions, %d merchants) against %s: %d difference(s)\n",
+					rep.Stream, from, rep.RawVersion, rep.ChangeRows, rep.Transactions, rep.Merchants, strings.Join(against, ", "), len(rep.Differences))
 				if !rep.OK() {
 					if err := a.print(out); err != nil {
 						return err

@@ -230,6 +230,8 @@ Everything lives in one bbolt file under --data-dir.`,
 		newVersionCommand(a),
 		newServeCommand(a),
 		newBenchCommand(a),
+		newVacuumCommand(a), newRetentionCommand(a), newConsumersCommand(a),
+		newCompactCommand(a), newBackupCommand(a), newRestoreCommand(a),
 	)
 	root.AddCommand(deltaCommands(a)...)
 	usageArgs(root)

@@ -86,7 +86,13 @@ func New(opts Options) http.Handler {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s (see /api/v1/status, /api/v1/merchants, /api/v1/merchants/{id}/windows, /api/v1/windows, /api/v1/tables/{table}/history, /api/v1/tables/{table}/changes, /api/v1/transactions/{id}, /healthz, /readyz, /metrics)", r.URL.Path), "")
 	})
 	timeoutBody, _ := json.Marshal(errorBody{Error: "request timed out"})
-	return s.accessLog(http.TimeoutHandler(mux, RequestTimeout, string(timeoutBody)))
+	timed := http.TimeoutHandler(mux, RequestTimeout, string(timeoutBody))
+	// A backup streams the whole store: it bypasses the timeout handler,
+	// which would buffer it (see backup.go).
+	outer := http.NewServeMux()
+	outer.HandleFunc("/api/v1/backup", get(s.backup))
+	outer.Handle("/", timed)
+	return s.accessLog(outer)
 }
 
 // statusRecorder remembers the status a handler wrote.
@@ -208,6 +214,8 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusBadRequest, pe.Error(), pe.name)
 	case errors.As(err, &before):
 		writeError(w, http.StatusNotFound, "as_of: "+before.Error(), "as_of")
+	case errors.Is(err, store.ErrBelowHorizon):
+		writeError(w, http.StatusGone, err.Error(), "") // removed by a vacuum
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrUnknownTable), errors.Is(err, store.ErrVersionNotFound):
 		writeError(w, http.StatusNotFound, err.Error(), "")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

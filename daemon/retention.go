@@ -1,0 +1,170 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/upicdc/upicdc/agg"
+	"github.com/upicdc/upicdc/cdc/delta"
+	"github.com/upicdc/upicdc/config"
+	"github.com/upicdc/upicdc/store"
+)
+
+// ExportConsumer names the Delta export among the consumers retention
+// respects.
+const ExportConsumer = "delta-export"
+
+// ExportConsumers returns the Delta export's position in each table it has
+// written under dir: the version after the newest it holds. A table never
+// exported holds nothing back (an export started after a vacuum says it
+// cannot start below the horizon).
+func ExportConsumers(dir string, db *store.DB) ([]store.Consumer, error) {
+	var out []store.Consumer
+	for _, t := range db.Tables() {
+		td := filepath.Join(dir, t.Name)
+		if _, err := os.Stat(filepath.Join(td, "_delta_log")); errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		dt, err := delta.Open(td)
+		if err != nil {
+			return nil, fmt.Errorf("export position of %s: %w", t.Name, err)
+		}
+		v, err := dt.LatestVersion()
+		if err != nil {
+			return nil, fmt.Errorf("export position of %s: %w", t.Name, err)
+		}
+		out = append(out, store.Consumer{Name: ExportConsumer, Kind: "export", Table: t.Name, Version: v + 1})
+	}
+	return out, nil
+}
+
+// RetentionPolicy is cfg's retention rules.
+func RetentionPolicy(cfg config.Config) store.Retention {
+	return store.Retention{History: cfg.Retention.History, Versions: int64(cfg.Retention.Versions)}
+}
+
+// Vacuum applies cfg's retention to db, respecting the stream, the Delta
+// export under cfg.ExportDir() and every registered consumer.
+func Vacuum(ctx context.Context, db *store.DB, cfg config.Config) ([]store.TableVacuum, error) {
+	exp, err := ExportConsumers(cfg.ExportDir(), db)
+	if err != nil {
+		return nil, fmt.Errorf("vacuum: %w", err)
+	}
+	return agg.Vacuum(ctx, db, agg.VacuumOptions{Stream: cfg.Stream.Name, Policy: RetentionPolicy(cfg), Consumers: exp})
+}
+
+// RetentionStatus is every table's retention state under cfg.
+func RetentionStatus(db *store.DB, cfg config.Config, now time.Time) ([]store.TableRetention, error) {
+	exp, err := ExportConsumers(cfg.ExportDir(), db)
+	if err != nil {
+		return nil, err
+	}
+	consumers, err := agg.Consumers(db, cfg.Stream.Name, exp)
+	if err != nil {
+		return nil, err
+	}
+	return db.RetentionStatus(RetentionPolicy(cfg), now, consumers)
+}
+
+// retentionRecheck is how often the retention loop re-reads
+// retention.schedule (a reload may change it) while waiting.
+const retentionRecheck = time.Minute
+
+// retentionLoop vacuums whenever retention.schedule fires. A vacuum is one
+// bbolt write transaction per table, taking its turn with MERGEs and
+// micro-batches.
+func (d *Daemon) retentionLoop(ctx context.Context) error {
+	var next time.Time
+	for {
+		cfg := d.config()
+		sched, err := cfg.RetentionSchedule()
+		now := d.clock.Now()
+		wait := retentionRecheck
+		switch {
+		case err != nil || sched == nil:
+			next = time.Time{}
+		case next.IsZero():
+			next = sched.Next(now)
+		}
+		if !next.IsZero() {
+			wait = min(wait, max(0, next.Sub(now)))
+		}
+		timer := d.clock.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil
+		case <-timer.C():
+		}
+		if next.IsZero() || d.clock.Now().Before(next) {
+			continue
+		}
+		next = time.Time{}
+		start := d.clock.Now()
+		res, err := Vacuum(d.workCtx, d.db, cfg)
+		if err != nil {
+			d.setError("retention", err)
+			d.log.Error("scheduled vacuum failed", "component", "retention", "err", err)
+			continue
+		}
+		d.clearError("retention")
+		var removed int64
+		for _, r := range res {
+			removed += r.Bytes
+		}
+		d.mu.Lock()
+		d.lastVacuum = d.clock.Now()
+		d.mu.Unlock()
+		d.log.Info("scheduled vacuum done", "component", "retention", "bytes_removed", removed,
+			"took", d.clock.Now().Sub(start))
+	}
+}
+
+// RetentionJSON is the retention part of /api/v1/status.
+type RetentionJSON struct {
+	History    string           `json:"history"`
+	Versions   int              `json:"versions"`
+	Schedule   string           `json:"schedule"`
+	LastVacuum *time.Time       `json:"last_vacuum"`
+	Tables     []TableRetention `json:"tables"`
+}
+
+// TableRetention is one table's retention state in /api/v1/status.
+type TableRetention struct {
+	Table           string           `json:"table"`
+	Latest          int64            `json:"latest"`
+	Horizon         int64            `json:"horizon"`
+	VacuumTo        int64            `json:"vacuum_to"`
+	HeldBy          string           `json:"held_by"`
+	ChangeFeedBytes int64            `json:"change_feed_bytes"`
+	Reclaimable     int64            `json:"reclaimable_bytes"`
+	Consumers       []store.Consumer `json:"consumers"`
+}
+
+func (d *Daemon) retentionStatus(cfg config.Config, now time.Time) (*RetentionJSON, error) {
+	st, err := RetentionStatus(d.db, cfg, now)
+	if err != nil {
+		return nil, err
+	}
+	out := &RetentionJSON{History: cfg.Retention.History.String(), Versions: cfg.Retention.Versions, Schedule: cfg.Retention.Schedule}
+	d.mu.Lock()
+	if !d.lastVacuum.IsZero() {
+		t := d.lastVacuum.UTC()
+		out.LastVacuum = &t
+	}
+	d.mu.Unlock()
+	for _, t := range st {
+		cs := t.Consumers
+		if cs == nil {
+			cs = []store.Consumer{}
+		}
+		out.Tables = append(out.Tables, TableRetention{Table: t.Table, Latest: t.Latest, Horizon: t.Horizon, VacuumTo: t.Target,
+			HeldBy: t.HeldBy, ChangeFeedBytes: t.ChangeFeedBytes, Reclaimable: t.Reclaimable, Consumers: cs})
+	}
+	return out, nil
+}
