@@ -416,4 +416,3 @@ func (a alerts) BuildFrom(u *Universe, have []store.Row) ([]store.Row, error) {
 	}
 	return rows, nil
 }
-
