@@ -442,6 +442,11 @@ func TestSettingsListsEveryKey(t *testing.T) {
 		"windows.timezone=Asia/Kolkata",
 		"export.dir=",
 		"export.schedule=",
+		"alerts.rules=[]",
+		"alerts.alertmanager.url=",
+		"alerts.webhooks=[]",
+		"alerts.max_attempts=10",
+		"alerts.retry_backoff=1s",
 		"http.listen=127.0.0.1:8080",
 		"shutdown_timeout=30s",
 	}

@@ -85,6 +85,7 @@ func (c Config) fieldErrors() []*FieldError {
 	if _, err := ParseSchedule(c.Export.Schedule); err != nil {
 		check("export.schedule", err)
 	}
+	c.alertErrors(check)
 	check("http.listen", checkListen(c.HTTP.Listen))
 	check("shutdown_timeout", positive(c.ShutdownTimeout))
 	return out
