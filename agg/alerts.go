@@ -416,3 +416,32 @@ func (a alerts) BuildFrom(u *Universe, have []store.Row) ([]store.Row, error) {
 	}
 	return rows, nil
 }
+
+// Alert is one row of merchant_alerts, typed.
+type Alert struct {
+	Rule        string
+	MerchantID  string
+	WindowStart time.Time
+	WindowSize  string
+	Severity    string
+	State       string
+	FiredAt     time.Time
+	ResolvedAt  *time.Time
+	Value       json.RawMessage
+	RawVersion  int64
+}
+
+// AlertOf converts a row of merchant_alerts.
+func AlertOf(r store.Row) Alert {
+	a := Alert{Rule: r[aRule].Str, MerchantID: r[aMerchant].Str, WindowStart: time.UnixMicro(r[aStart].Int).UTC(),
+		WindowSize: r[aSize].Str, Severity: r[aSeverity].Str, State: r[aState].Str,
+		FiredAt: time.UnixMicro(r[aFiredAt].Int).UTC(), Value: json.RawMessage(r[aValue].Str), RawVersion: r[aRawVersion].Int}
+	if !r[aResolvedAt].Null {
+		t := time.UnixMicro(r[aResolvedAt].Int).UTC()
+		a.ResolvedAt = &t
+	}
+	if !json.Valid(a.Value) {
+		a.Value = json.RawMessage("{}")
+	}
+	return a
+}
