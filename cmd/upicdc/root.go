@@ -229,6 +229,7 @@ Everything lives in one bbolt file under --data-dir.`,
 		newConfigCommand(a),
 		newVersionCommand(a),
 		newServeCommand(a),
+		newAlertsCommand(a),
 		newBenchCommand(a),
 	)
 	root.AddCommand(deltaCommands(a)...)
