@@ -86,12 +86,22 @@ func BenchmarkProcessor(b *testing.B) {
 	}
 	db.Close()
 
+	threeRules := []agg.Rule{
+		{Name: "high_refund_ratio", Window: "1d", When: "refunds_count >= 3 && refund_ratio > 0.2"},
+		{Name: "weekly_refunds", Window: "1w", When: "refunds_count >= 10"},
+		{Name: "big_day", Window: "1d", When: "net_sales > 50000.0 && sales_count >= 5"},
+	}
 	for _, bc := range []struct {
 		name  string
 		sizes []string
-	}{{"windows=none", []string{}}, {"windows=1d,1w", []string{"1d", "1w"}}} {
+		rules []agg.Rule
+	}{
+		{"windows=none", []string{}, nil},
+		{"windows=1d,1w", []string{"1d", "1w"}, nil},
+		{"windows=1d,1w/rules=3", []string{"1d", "1w"}, threeRules},
+	} {
 		b.Run(bc.name, func(b *testing.B) {
-			cfg := agg.Config{WindowSizes: bc.sizes}
+			cfg := agg.Config{WindowSizes: bc.sizes, Rules: bc.rules}
 			b.ReportAllocs()
 			var rows int64
 			for b.Loop() {

@@ -3,6 +3,7 @@ package agg
 import (
 	"encoding/binary"
 	"fmt"
+	"time"
 
 	"github.com/upicdc/upicdc/cdc"
 	"github.com/upicdc/upicdc/store"
@@ -138,6 +139,33 @@ type Batch struct {
 	Merchants map[string]bool
 	// RawVersion is the newest raw version the batch read.
 	RawVersion int64
+	// Changes are the rows the batch wrote to the derived tables applied
+	// before this one that it names in Inputs (table → changes, after-images
+	// and deletes, in key order): a derived table can build on another.
+	Changes map[string][]store.Change
+	// At is when the micro-batch runs.
+	At time.Time
+}
+
+// inputs is implemented by a derived table that builds on the changes
+// earlier tables made in the same micro-batch (see Batch.Changes).
+type inputs interface {
+	Inputs() []string
+}
+
+// buildFrom is implemented by a derived table whose rows depend on their
+// own history (when an alert fired): a rebuild or reconcile gives it the
+// rows the table holds.
+type buildFrom interface {
+	BuildFrom(u *Universe, have []store.Row) ([]store.Row, error)
+}
+
+// build computes d from u, given what it holds.
+func build(d Derived, u *Universe, have []store.Row) ([]store.Row, error) {
+	if b, ok := d.(buildFrom); ok {
+		return b.BuildFrom(u, have)
+	}
+	return d.Build(u)
 }
 
 // Universe is every transaction's contribution, recomputed from the raw

@@ -21,6 +21,8 @@ const (
 	// envCrashBackfill makes the child backfill weekly windows (the store
 	// was built with daily ones only) instead of running micro-batches.
 	envCrashBackfill = "UPICDC_TEST_CRASH_BACKFILL"
+	// envCrashAlerts makes the child run with the seed's alert rule.
+	envCrashAlerts = "UPICDC_TEST_CRASH_ALERTS"
 )
 
 var (
@@ -39,6 +41,9 @@ func TestCrashChild(t *testing.T) {
 	backfill := os.Getenv(envCrashBackfill) != ""
 	if backfill {
 		cfg = withWeeks
+	}
+	if os.Getenv(envCrashAlerts) != "" {
+		cfg = alertsCfg(highRefunds)
 	}
 	db, err := agg.Open(dir, cfg, store.Options{})
 	if err != nil {

@@ -184,7 +184,7 @@ func (p *Processor) batch(tx *store.ProcessTx, from, to int64) (int64, int, erro
 	if err := p.hook(StepRead); err != nil {
 		return 0, 0, err
 	}
-	b := &Batch{Txns: make([]TxnChange, 0, len(touched)), Merchants: seen, RawVersion: to}
+	b := &Batch{Txns: make([]TxnChange, 0, len(touched)), Merchants: seen, RawVersion: to, At: time.Now()}
 	for _, t := range touched {
 		b.Txns = append(b.Txns, *t)
 	}
@@ -200,13 +200,31 @@ func (p *Processor) batch(tx *store.ProcessTx, from, to int64) (int64, int, erro
 			return 0, 0, err
 		}
 	}
+	needed := map[string]bool{}
 	for _, d := range p.derived {
-		w, err := tx.Table(d.Def().Name)
+		if in, ok := d.(inputs); ok {
+			for _, name := range in.Inputs() {
+				needed[name] = true
+			}
+		}
+	}
+	for _, d := range p.derived {
+		name := d.Def().Name
+		w, err := tx.Table(name)
 		if err != nil {
 			return 0, 0, err
 		}
+		if needed[name] {
+			w.RecordChanges()
+		}
 		if err := d.Apply(b, w); err != nil {
-			return 0, 0, fmt.Errorf("%s: %w", d.Def().Name, err)
+			return 0, 0, fmt.Errorf("%s: %w", name, err)
+		}
+		if needed[name] {
+			if b.Changes == nil {
+				b.Changes = map[string][]store.Change{}
+			}
+			b.Changes[name] = w.Changes()
 		}
 	}
 	return n, len(seen), nil

@@ -121,10 +121,6 @@ func (p *Processor) rebuild(ctx context.Context, d Derived, op string) (RebuildR
 		if err := p.hook(StepRead); err != nil {
 			return err
 		}
-		want, err := d.Build(u)
-		if err != nil {
-			return err
-		}
 		w, err := tx.Table(def.Name)
 		if err != nil {
 			return err
@@ -134,6 +130,10 @@ func (p *Processor) rebuild(ctx context.Context, d Derived, op string) (RebuildR
 			have = append(have, r)
 			return nil
 		}); err != nil {
+			return err
+		}
+		want, err := build(d, u, have)
+		if err != nil {
 			return err
 		}
 		if err := p.hook(StepComputed); err != nil {

@@ -181,10 +181,6 @@ func Reconcile(ctx context.Context, db *store.DB, stream string, cfg Config) (Re
 	stored := map[string][]store.Row{}
 	for _, d := range derived {
 		def := d.Def()
-		want, err := d.Build(u)
-		if err != nil {
-			return rep, fmt.Errorf("reconcile %s: %w", def.Name, err)
-		}
 		v, ok := cp.Versions[def.Name]
 		if !ok {
 			v = 0 // never written by the stream: its creation
@@ -197,6 +193,10 @@ func Reconcile(ctx context.Context, db *store.DB, stream string, cfg Config) (Re
 			return rep, fmt.Errorf("reconcile %s: %w", def.Name, err)
 		}
 		stored[def.Name] = have
+		want, err := build(d, u, have)
+		if err != nil {
+			return rep, fmt.Errorf("reconcile %s: %w", def.Name, err)
+		}
 		rep.Differences = append(rep.Differences, diffRows(def, d.Bookkeeping(), have, want)...)
 	}
 	for _, d := range derived {

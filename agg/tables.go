@@ -35,6 +35,8 @@ type Config struct {
 	WindowSizes []string
 	// Zone is the windows' time zone (default Asia/Kolkata).
 	Zone *time.Location
+	// Rules are merchant_alerts' rules over the windows.
+	Rules []Rule
 }
 
 // Tables returns the derived tables, in the order a micro-batch writes
@@ -46,7 +48,11 @@ func Tables(cfg Config) ([]Derived, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []Derived{totals{}, w}, nil
+	a, err := newAlerts(cfg, w)
+	if err != nil {
+		return nil, err
+	}
+	return []Derived{totals{}, w, a}, nil
 }
 
 // Defs returns the declarations of every table: the raw table first, then

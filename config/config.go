@@ -31,6 +31,8 @@ type Config struct {
 	Export ExportConfig `mapstructure:"export"`
 	// Retention configures how long the change feed is kept (vacuum).
 	Retention RetentionConfig `mapstructure:"retention"`
+	// Alerts configures the alert rules and their delivery.
+	Alerts AlertsConfig `mapstructure:"alerts"`
 	// HTTP configures the daemon's HTTP API.
 	HTTP HTTPConfig `mapstructure:"http"`
 	// ShutdownTimeout bounds how long the daemon waits for work in progress
@@ -139,6 +141,7 @@ func Default() Config {
 		},
 		Windows:         WindowsConfig{Sizes: []string{"1d", "1w"}, Timezone: "Asia/Kolkata"},
 		Export:          ExportConfig{Dir: "", Schedule: ""},
+		Alerts:          AlertsConfig{MaxAttempts: 10, RetryBackoff: time.Second},
 		HTTP:            HTTPConfig{Listen: "127.0.0.1:8080"},
 		ShutdownTimeout: 30 * time.Second,
 	}
@@ -246,6 +249,7 @@ const (
 	kindInt
 	kindDuration
 	kindStrings // a list of strings; one comma-separated string in the environment
+	kindList    // a list of sections; JSON text in the environment
 )
 
 // leaf is one configuration key, found by walking Config's mapstructure tags,
@@ -277,6 +281,8 @@ func leaves() []leaf {
 				out = append(out, leaf{key: key, index: idx, kind: kindDuration})
 			case f.Type == stringsType:
 				out = append(out, leaf{key: key, index: idx, kind: kindStrings})
+			case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct:
+				out = append(out, leaf{key: key, index: idx, kind: kindList})
 			case f.Type.Kind() == reflect.Struct:
 				walk(f.Type, key+".", idx)
 			case f.Type.Kind() == reflect.String:
@@ -320,6 +326,8 @@ func (l leaf) format(c Config) string {
 		return strconv.Itoa(v)
 	case []string:
 		return strings.Join(v, ",")
+	case []AlertRule, []WebhookConfig:
+		return formatList(v)
 	default:
 		return fmt.Sprint(v)
 	}

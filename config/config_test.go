@@ -445,6 +445,11 @@ func TestSettingsListsEveryKey(t *testing.T) {
 		"retention.history=0s",
 		"retention.versions=0",
 		"retention.schedule=",
+		"alerts.rules=[]",
+		"alerts.alertmanager.url=",
+		"alerts.webhooks=[]",
+		"alerts.max_attempts=10",
+		"alerts.retry_backoff=1s",
 		"http.listen=127.0.0.1:8080",
 		"shutdown_timeout=30s",
 	}

@@ -18,7 +18,9 @@ func TestKeys(t *testing.T) {
 	want := []string{
 		"data_dir", "log.level", "log.format", "input.timezone", "inbox.dir", "inbox.poll_interval",
 		"inbox.settle", "stream.name", "stream.trigger", "stream.max_versions_per_trigger", "windows.sizes", "windows.timezone", "export.dir", "export.schedule",
-		"retention.history", "retention.versions", "retention.schedule", "http.listen", "shutdown_timeout",
+		"retention.history", "retention.versions", "retention.schedule",
+		"alerts.rules", "alerts.alertmanager.url", "alerts.webhooks", "alerts.max_attempts", "alerts.retry_backoff",
+		"http.listen", "shutdown_timeout",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("keys:\n got %q\nwant %q", got, want)
@@ -26,19 +28,20 @@ func TestKeys(t *testing.T) {
 	for key, kind := range map[string]leafKind{
 		"inbox.poll_interval": kindDuration, "inbox.settle": kindDuration, "shutdown_timeout": kindDuration,
 		"stream.max_versions_per_trigger": kindInt, "stream.trigger": kindString, "windows.sizes": kindStrings,
+		"alerts.rules": kindList, "alerts.webhooks": kindList,
 	} {
 		if kinds[key] != kind {
 			t.Errorf("kind of %s = %d, want %d", key, kinds[key], kind)
 		}
 	}
 	secs := sections()
-	for _, s := range []string{"log", "input", "inbox", "stream", "windows", "export", "retention", "http"} {
+	for _, s := range []string{"log", "input", "inbox", "stream", "windows", "export", "retention", "alerts", "alerts.alertmanager", "http"} {
 		if !secs[s] {
 			t.Errorf("sections() lacks %s", s)
 		}
 	}
-	if len(secs) != 8 {
-		t.Errorf("sections() = %v, want 8", secs)
+	if len(secs) != 10 {
+		t.Errorf("sections() = %v, want 10", secs)
 	}
 }
 

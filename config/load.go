@@ -62,6 +62,7 @@ type LoadOptions struct {
 func NonConfigEnvVars() []string {
 	return []string{
 		"UPICDC_BENCH_10M",           // cdc, cdc/delta: 10M-row benchmarks
+		"UPICDC_TEST_CRASH_ALERTS",   // agg: TestAlertsKilledBetweenSteps's child
 		"UPICDC_SERVE_LATENCY",       // cmd/upicdc: TestServeLatency
 		"UPICDC_SERVE_LATENCY_FILES", // its file count
 		"UPICDC_SERVE_LATENCY_ROWS",  // its rows per file
@@ -257,7 +258,11 @@ type origins struct {
 func (o origins) annotate(errs []*FieldError) error {
 	out := make([]error, 0, len(errs))
 	for _, fe := range errs {
-		switch from := o.by[fe.Key]; from {
+		from := o.by[fe.Key]
+		if i := strings.IndexByte(fe.Key, '['); i > 0 && from == "" {
+			from = o.by[fe.Key[:i]] // alerts.rules[name].window: where alerts.rules came from
+		}
+		switch from {
 		case originFile:
 			out = append(out, fmt.Errorf("config %s: %w", o.file, fe))
 		case "":
@@ -430,6 +435,9 @@ func decodeHook(_, to reflect.Type, data any) (any, error) {
 	case stringsType:
 		return toStrings(data)
 	}
+	if to.Kind() == reflect.Slice && to.Elem().Kind() == reflect.Struct {
+		return toList(data, to)
+	}
 	return data, nil
 }
 
@@ -443,6 +451,8 @@ func (l leaf) convert(raw any) (any, error) {
 		return toInt(raw)
 	case kindStrings:
 		return toStrings(raw)
+	case kindList:
+		return toList(raw, l.typ())
 	default:
 		return toString(raw)
 	}

@@ -94,6 +94,7 @@ func (c Config) fieldErrors() []*FieldError {
 	if _, err := ParseSchedule(c.Retention.Schedule); err != nil {
 		check("retention.schedule", err)
 	}
+	c.alertErrors(check)
 	check("http.listen", checkListen(c.HTTP.Listen))
 	check("shutdown_timeout", positive(c.ShutdownTimeout))
 	return out

@@ -68,14 +68,15 @@ type Daemon struct {
 	clock  Clock
 	notify func(string) error
 
-	db      *store.DB
-	tables  agg.Config // what the derived tables are computed with (windows.*; fixed until a restart)
-	merger  *cdc.Merger
-	metrics *metrics
-	inbox   *inbox
-	ln      net.Listener
-	srv     *http.Server
-	cfgw    *configWatcher
+	db       *store.DB
+	tables   agg.Config // what the derived tables are computed with (windows.*; fixed until a restart)
+	merger   *cdc.Merger
+	metrics  *metrics
+	notifier *notifier // delivers merchant_alerts' transitions
+	inbox    *inbox
+	ln       net.Listener
+	srv      *http.Server
+	cfgw     *configWatcher
 
 	// stop ends the workers' loops (soft); abort also cancels the work in
 	// progress (a MERGE or micro-batch rolls back) when the shutdown timeout
@@ -207,6 +208,9 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	if d.notifier, err = newAlerting(d.opts.Registerer, d.db, cfg.Alerts, d.tables.Rules, d.log.With("component", "alerts")); err != nil {
+		return err
+	}
 	if d.opts.ConfigFile != "" {
 		if d.cfgw, err = newConfigWatcher(d.opts.ConfigFile); err != nil {
 			return err
@@ -238,6 +242,7 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	d.g.Go(func() error { return d.exportLoop(d.gctx) })
 	d.g.Go(func() error { return d.retentionLoop(d.gctx) })
 	d.g.Go(func() error { return d.reloadLoop(d.gctx) })
+	d.g.Go(func() error { return d.notifier.loop(d.gctx) })
 	if d.cfgw != nil {
 		d.g.Go(func() error { return d.cfgw.loop(d.gctx, d.clock, d.Reload, d.log) })
 	}
@@ -254,7 +259,19 @@ func AggConfig(cfg config.Config) (agg.Config, error) {
 	if err != nil {
 		return agg.Config{}, err
 	}
-	return agg.Config{WindowSizes: cfg.Windows.Sizes, Zone: zone}, nil
+	rules := make([]agg.Rule, len(cfg.Alerts.Rules))
+	for i, r := range cfg.Alerts.Rules {
+		rules[i] = agg.Rule{Name: r.Name, Window: r.Window, When: r.When, Severity: r.Severity}
+	}
+	if err := agg.CheckRules(rules, cfg.Windows.Sizes); err != nil {
+		key := "alerts.rules"
+		var re *agg.RuleError
+		if errors.As(err, &re) {
+			key = "alerts.rules[" + re.Rule + "]"
+		}
+		return agg.Config{}, &config.FieldError{Key: key, Err: err}
+	}
+	return agg.Config{WindowSizes: cfg.Windows.Sizes, Zone: zone, Rules: rules}, nil
 }
 
 // DB returns the store the daemon holds, for reads (bbolt read transactions

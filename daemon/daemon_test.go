@@ -475,6 +475,7 @@ func TestDaemonKeepsTheConfiguredWindows(t *testing.T) {
 		{Name: cdc.RawTable, Version: 3},
 		{Name: agg.TotalsTable, Derived: true, Version: st.Stream.Checkpoint.Versions[agg.TotalsTable]},
 		{Name: agg.WindowsTable, Derived: true, Version: st.Stream.Checkpoint.Versions[agg.WindowsTable]},
+		{Name: agg.AlertsTable, Derived: true, Version: st.Stream.Checkpoint.Versions[agg.AlertsTable]},
 	}
 	if !slices.Equal(st.Tables, want) || want[2].Version < 1 {
 		t.Errorf("status tables %+v, want %+v", st.Tables, want)

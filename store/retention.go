@@ -138,7 +138,8 @@ type Consumer struct {
 	// Version is the oldest version the consumer has not consumed yet (its
 	// next read); it has consumed every version before.
 	Version int64 `json:"version"`
-	// Kind is "stream" (a stream's checkpoint), "registered" (SetConsumer)
+	// Kind is "stream" (a stream's checkpoint), "registered" (SetConsumer),
+	// "delivery" (a consumer with a Position, such as the alert notifier)
 	// or what the caller says of a position it passes in (e.g. "export").
 	Kind      string `json:"kind"`
 	UpdatedAt int64  `json:"updatedAt"` // ms since the Unix epoch
@@ -212,7 +213,19 @@ func (db *DB) Consumers() ([]Consumer, error) {
 func consumersIn(tx *bolt.Tx) ([]Consumer, error) {
 	var out []Consumer
 	if b := tx.Bucket(bucketConsumers); b != nil {
-		if err := b.ForEach(func(_, v []byte) error {
+		if err := b.ForEach(func(k, v []byte) error {
+			if v == nil { // a delivering consumer (consumer.go): its position holds the feed
+				var p Position
+				if pv := b.Bucket(k).Get(subPosition); pv != nil {
+					if err := jsonUnmarshal(pv, &p); err != nil {
+						return err
+					}
+				}
+				if p.Table != "" {
+					out = append(out, Consumer{Name: string(k), Table: p.Table, Version: p.Version, Kind: "delivery"})
+				}
+				return nil
+			}
 			var c Consumer
 			if err := jsonUnmarshal(v, &c); err != nil {
 				return err

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -116,6 +117,9 @@ type TableWriter struct {
 	// tb and h are the table's bucket and horizon (see keepBase).
 	tb *bolt.Bucket
 	h  horizon
+	// recording: keep a copy of every change written, for Changes.
+	recording bool
+	changes   []Change
 }
 
 func newTableWriter(ctx context.Context, t *table, tb *bolt.Bucket, version int64) *TableWriter {
@@ -144,6 +148,17 @@ func (w *TableWriter) value(encode func([]byte) []byte) []byte {
 	}
 	return v
 }
+
+// RecordChanges makes the writer keep a copy of every change it writes
+// from now on (Changes returns them). A table another derived table builds
+// on is recorded so the later table can apply the same micro-batch's rows.
+func (w *TableWriter) RecordChanges() { w.recording = true }
+
+// Changes returns the changes recorded since RecordChanges, in the order
+// written: each Insert and UpdatePostimage carries the row's after-image, a
+// Delete the row's last image. Preimages are not recorded. Version is the
+// writer's version; Timestamp is unset (the commit has not happened yet).
+func (w *TableWriter) Changes() []Change { return w.changes }
 
 // Version is the version this writer commits.
 func (w *TableWriter) Version() int64 { return w.version }
@@ -236,6 +251,9 @@ func (w *TableWriter) put(t ChangeType, r Row, before Row, deletedAt int64) erro
 		return err
 	}
 	w.prev, w.hasPrev = ref, true
+	if w.recording {
+		w.changes = append(w.changes, Change{Type: t, Version: w.version, Row: slices.Clone(r)})
+	}
 	deleted := t == Delete
 	cur := w.value(func(b []byte) []byte { return encodeCurrent(b, w.s, id, r, ref, deleted, deletedAt) })
 	if err := w.rows.Put(w.keyBuf, cur); err != nil {

@@ -111,7 +111,7 @@ func TestCheckCommand(t *testing.T) {
 	for _, want := range []string{
 		"store file " + path + ": meta pages, size and page trees: ok",
 		"bbolt consistency check: ok",
-		"against aggregated_upi_transactions version 1, merchant_window_aggregates version 1: 0 difference(s)",
+		"against aggregated_upi_transactions version 1, merchant_window_aggregates version 1, merchant_alerts version 1: 0 difference(s)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("check on a sound store lacks %q:\n%s", want, out)

@@ -82,6 +82,8 @@ func New(opts Options) http.Handler {
 	mux.HandleFunc("/api/v1/tables/{table}/history", get(s.history))
 	mux.HandleFunc("/api/v1/tables/{table}/changes", get(s.changes))
 	mux.HandleFunc("/api/v1/transactions/{id}", get(s.transaction))
+	mux.HandleFunc("/api/v1/alerts", get(s.alerts))
+	mux.HandleFunc("/api/v1/alerts/outbox", get(s.outbox))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s (see /api/v1/status, /api/v1/merchants, /api/v1/merchants/{id}/windows, /api/v1/windows, /api/v1/tables/{table}/history, /api/v1/tables/{table}/changes, /api/v1/transactions/{id}, /healthz, /readyz, /metrics)", r.URL.Path), "")
 	})

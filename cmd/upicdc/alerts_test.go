@@ -1,0 +1,72 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// The issue's "done when", through the binary: with the rule
+// refunds_count >= 1 && refund_ratio >= 0.5 on 1d, `upicdc alerts` shows
+// M001 firing after the seed's batch 3; a fourth file with a new 2000.00
+// completed sale for M001 the same day resolves it.
+func TestAlertsCommandSeed(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "upicdc.yaml")
+	if err := os.WriteFile(conf, []byte(`data_dir: `+filepath.Join(dir, "data")+`
+windows:
+  sizes: [1d]
+alerts:
+  rules:
+    - name: high_refund_ratio
+      window: 1d
+      when: refunds_count >= 1 && refund_ratio >= 0.5
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := "--config=" + conf
+	b := "../../examples/batches/"
+	for i := 1; i <= 2; i++ {
+		runOK(t, c, "ingest", b+"batch"+string(rune('0'+i))+".csv")
+		runOK(t, c, "process")
+		if out := runOK(t, c, "--format=csv", "alerts"); strings.Count(out, "\n") != 1 {
+			t.Fatalf("alerts after batch %d:\n%s", i, out)
+		}
+	}
+	runOK(t, c, "ingest", b+"batch3.csv")
+	runOK(t, c, "process")
+	out := runOK(t, c, "--format=csv", "alerts", "--state=firing")
+	if !strings.HasPrefix(out, "rule,merchant_id,window_start,window_size,severity,state,fired_at,resolved_at,value,raw_version\n") ||
+		!strings.Contains(out, "high_refund_ratio,M001,2024-12-21T00:00:00+05:30,1d,warning,firing,") {
+		t.Fatalf("alerts after batch 3:\n%s", out)
+	}
+	batch4 := filepath.Join(dir, "batch4.csv")
+	if err := os.WriteFile(batch4, []byte("transaction_id,upi_id,merchant_id,transaction_amount,transaction_time,transaction_status\nT005,upi5@bank,M001,2000.00,2024-12-21 11:00:00,completed\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	runOK(t, c, "ingest", batch4)
+	runOK(t, c, "process")
+	if out := runOK(t, c, "--format=csv", "alerts", "--state=firing"); strings.Count(out, "\n") != 1 {
+		t.Fatalf("firing alerts after batch 4:\n%s", out)
+	}
+	if out := runOK(t, c, "--format=csv", "alerts", "--state=resolved"); !strings.Contains(out, "high_refund_ratio,M001,2024-12-21T00:00:00+05:30,1d,warning,resolved,") {
+		t.Fatalf("resolved alerts after batch 4:\n%s", out)
+	}
+	// With no target configured nothing is dead: redeliver has nothing to do.
+	if out := runOK(t, c, "--format=csv", "alerts", "--redeliver"); out != "delivered,dead_letters_left\n0,0\n" {
+		t.Errorf("redeliver: %q", out)
+	}
+}
+
+// A rule that does not compile is refused at start, naming the rule.
+func TestBadRuleRefusedAtStart(t *testing.T) {
+	conf := filepath.Join(t.TempDir(), "upicdc.yaml")
+	if err := os.WriteFile(conf, []byte("windows:\n  sizes: [1d]\nalerts:\n  rules:\n    - {name: broken, window: 1d, when: \"refunds_count >=\"}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code := run(t, nil, "--config="+conf, "alerts")
+	if code == 0 || !strings.Contains(errOut, "alerts.rules[broken]") || !strings.Contains(errOut, `alert rule "broken"`) {
+		t.Errorf("exit %d: %s", code, errOut)
+	}
+}
