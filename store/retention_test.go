@@ -243,6 +243,11 @@ func TestConsumers(t *testing.T) {
 		t.Fatal(err)
 	}
 	process(t, db, 1)
+	// A delivering consumer (the alert notifier's kind) holds the feed too,
+	// from its position.
+	if err := db.SetConsumerPosition("notifier", store.Position{Table: "items", Version: 2, Index: 1}); err != nil {
+		t.Fatal(err)
+	}
 	cs, err := db.Consumers()
 	if err != nil {
 		t.Fatal(err)
@@ -251,7 +256,7 @@ func TestConsumers(t *testing.T) {
 	for _, c := range cs {
 		got = append(got, fmt.Sprintf("%s/%s/%s@%d", c.Name, c.Kind, c.Table, c.Version))
 	}
-	if want := "reader/registered/items@1 s/stream/items@2"; strings.Join(got, " ") != want {
+	if want := "notifier/delivery/items@2 reader/registered/items@1 s/stream/items@2"; strings.Join(got, " ") != want {
 		t.Errorf("consumers %v, want %s", got, want)
 	}
 	if err := db.RemoveConsumer("reader"); err != nil {
