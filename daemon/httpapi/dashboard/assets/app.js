@@ -327,14 +327,18 @@
     for (const win of w.windows) (bySize[win.window_size] = bySize[win.window_size] || []).push(win);
     const sizes = Object.keys(bySize).sort((a, b) => ["1h", "1d", "1w"].indexOf(a) - ["1h", "1d", "1w"].indexOf(b));
     if (sizes.length === 0) { box.innerHTML = `<p class="muted">No windows yet.</p>`; return; }
-    for (const size of sizes) {
-      const rows = bySize[size];
+    // Lay every box out first, so each chart takes its box's final width.
+    const divs = sizes.map((size) => {
       const div = document.createElement("div");
       div.className = "chart";
       div.id = "chart-" + size;
-      div.dataset.points = rows.length;
-      div.innerHTML = `<h3>${esc(sizeNames[size] || size)} windows (${rows.length})</h3>`;
+      div.dataset.points = bySize[size].length;
+      div.innerHTML = `<h3>${esc(sizeNames[size] || size)} windows (${bySize[size].length})</h3>`;
       box.appendChild(div);
+      return div;
+    });
+    sizes.forEach((size, n) => {
+      const rows = bySize[size], div = divs[n];
       const keys = ["net_sales", "total_sales", "total_refunds"];
       const exact = keys.map((k) => rows.map((r) => r[k]));
       const data = [rows.map((r) => Date.parse(r.window_start) / 1000)].concat(exact.map((col) => col.map(Number)));
@@ -344,19 +348,23 @@
           label: { net_sales: "Net sales", total_sales: "Sales", total_refunds: "Refunds" }[k],
           stroke: ["#2457c5", "#067647", "#b42318"][i],
           width: 2,
-          points: { show: true, size: 6 },
+          points: { show: true, size: 8 },
           value: (u, v, si, idx) => idx === null || idx === undefined ? "–" : money(exact[i][idx]),
         })));
       const width = Math.max(260, div.clientWidth - 16);
       const opts = {
         width, height: 220, series,
         tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), state.zone),
-        scales: { x: { time: true, range: (u, min, max) => [min - step / 2, max + step / 2] } },
+        // From the data: uPlot widens a one-point range by far more.
+        scales: { x: { time: true, range: () => [Math.min(...data[0]) - step / 2, Math.max(...data[0]) + step / 2] } },
         axes: [{}, { size: 70, values: (u, ticks) => ticks.map(shortMoney) }],
         legend: { live: true },
       };
+      // The legend shows the newest window until the cursor points at another.
+      const newest = (u) => { if (u.cursor.idx === null || u.cursor.idx === undefined) u.setLegend({ idx: data[0].length - 1 }); };
+      opts.hooks = { ready: [newest], setCursor: [newest] };
       state.charts[size] = new uPlot(opts, data, div);
-    }
+    });
   }
   // shortMoney labels an axis tick (not an amount from the data).
   function shortMoney(v) {
@@ -486,7 +494,7 @@
     // then. Data views change only on commits (events).
     setInterval(renderRates, 5000);
     setInterval(() => { if (!document.hidden) loadStatus(); }, 15000);
-    refreshing = refreshAll();
+    refreshing = refreshAll().then(() => { state.firstRenderMs = performance.now(); });
     connect();
   }
 
