@@ -256,6 +256,33 @@ func TestDashboardBrowser(t *testing.T) {
 		b.waitJS("M002 after the restart", merchantCell("M002", "net_sales")+` === "₹250.25"`)
 	}
 
+	// Once the daemon serves /api/v1/alerts (the alerts feature), the page
+	// shows the firing ones, newest first, and a merchant's own. Here the
+	// endpoint answers from a stub in the page, in the alerts API's shape.
+	t.Run("alerts", func(t *testing.T) {
+		eval[bool](b, `(() => {
+			const real = window.fetch;
+			window.fetch = (url, opts) => String(url).startsWith("/api/v1/alerts")
+				? Promise.resolve(new Response(JSON.stringify({table: "merchant_alerts", version: 2, state: "all", alerts: [
+					{rule: "high_refund_ratio", merchant_id: "M001", window_start: "2024-12-21T00:00:00+05:30", window_size: "1d", severity: "warning", state: "firing", fired_at: "2024-12-21T16:00:00+05:30", resolved_at: null, value: "{}", raw_version: 3},
+					{rule: "big_sale", merchant_id: "M003", window_start: "2024-12-21T00:00:00+05:30", window_size: "1d", severity: "info", state: "firing", fired_at: "2024-12-21T17:00:00+05:30", resolved_at: null, value: "{}", raw_version: 4},
+					{rule: "big_sale", merchant_id: "M002", window_start: "2024-12-21T00:00:00+05:30", window_size: "1d", severity: "info", state: "resolved", fired_at: "2024-12-21T15:00:00+05:30", resolved_at: "2024-12-21T15:30:00+05:30", value: "{}", raw_version: 2},
+				]}), {status: 200, headers: {"Content-Type": "application/json"}}))
+				: real(url, opts);
+			upicdc.state.alerts = null;
+			upicdc.reload();
+			return true;
+		})()`)
+		b.waitJS("the alerts section", `!document.querySelector('#alerts').hidden && document.querySelector('#alerts-count').textContent === "2"`)
+		rows := eval[string](b, `[...document.querySelectorAll('#alerts-table tbody tr')].map(r => r.textContent.includes("M003") ? "M003" : r.textContent.includes("M001") ? "M001" : "?").join(",")`)
+		if rows != "M003,M001" {
+			t.Errorf("firing alerts %q, want M003,M001 (newest first, the resolved one left out)", rows)
+		}
+		b.screenshot("7-alerts")
+		b.do(chromedp.Evaluate[chromedp.Void](`location.hash = "#/merchant/M001"`))
+		b.waitJS("M001's alerts", `!document.querySelector('#merchant-alerts').hidden && document.querySelector('#merchant-alerts tbody').textContent.includes("high_refund_ratio")`)
+	})
+
 	if errs := b.consoleErrors(); len(errs) > 0 {
 		t.Errorf("console errors:\n%s", strings.Join(errs, "\n"))
 	}

@@ -498,6 +498,7 @@
     connect();
   }
 
-  window.upicdc = { money, exactJSON, groupIndian, state };
+  // For the browser test and the curious: the formatting and a reload.
+  window.upicdc = { money, exactJSON, groupIndian, state, reload: () => (refreshing = refreshing.then(refreshAll)) };
   init();
 })();
