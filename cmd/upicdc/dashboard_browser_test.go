@@ -2,7 +2,7 @@
 
 // The dashboard in a real browser: headless Chromium driven by chromedp
 // against the real binary. It needs Chromium (Debian: apt-get install
-// chromium; UPICDC_CHROMIUM names another binary) and runs from .ci/run:
+// chromium; CHROMIUM_BIN names another binary) and runs from .ci/run:
 //
 //	go test -tags browser -run TestDashboardBrowser -artifacts -outputdir OUT ./cmd/upicdc
 //
@@ -37,12 +37,12 @@ type browser struct {
 
 func newBrowser(t *testing.T) *browser {
 	t.Helper()
-	exe := os.Getenv("UPICDC_CHROMIUM")
+	exe := os.Getenv("CHROMIUM_BIN")
 	if exe == "" {
 		exe = "/usr/bin/chromium"
 	}
 	if _, err := os.Stat(exe); err != nil {
-		t.Fatalf("no Chromium at %s (Debian: apt-get install chromium; or set UPICDC_CHROMIUM): %v", exe, err)
+		t.Fatalf("no Chromium at %s (Debian: apt-get install chromium; or set CHROMIUM_BIN): %v", exe, err)
 	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(exe),
