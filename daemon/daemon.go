@@ -74,6 +74,7 @@ type Daemon struct {
 	metrics  *metrics
 	notifier *notifier // delivers merchant_alerts' transitions
 	inbox    *inbox
+	events   *commitFeed // /api/v1/events
 	ln       net.Listener
 	srv      *http.Server
 	cfgw     *configWatcher
@@ -189,6 +190,9 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if d.events, err = newCommitFeed(d.db, d.log.With("component", "events")); err != nil {
+		return err
+	}
 	d.merger = cdc.NewMerger(d.db, cdc.ParseOptions{Location: loc}, d.log)
 	d.inbox = &inbox{
 		dir: cfg.InboxDir(), clock: d.clock, log: d.log.With("component", "inbox"),
@@ -225,10 +229,12 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		Location: loc,
 		Status:   func(context.Context) (any, error) { return d.Status() },
 		Ready:    d.readiness,
+		Events:   d.events.subscribe,
 		Metrics:  promhttp.HandlerFor(d.opts.Gatherer, promhttp.HandlerOpts{ErrorLog: slogPrinter{d.log}, Timeout: 10 * time.Second}),
 		Logger:   d.log.With("component", "http"),
 	})
 	d.srv = httpapi.NewServer(api, d.log)
+	d.srv.RegisterOnShutdown(d.events.close) // event streams end; Shutdown need not wait for them
 
 	d.log.Info("upicdc serve started", "addr", d.ln.Addr().String(), "data_dir", cfg.DataDir,
 		"inbox", cfg.InboxDir(), "trigger", trig.String(), "stream", cfg.Stream.Name)
@@ -407,6 +413,7 @@ func (d *Daemon) fileMerged(r cdc.Result) {
 	case r.Empty:
 		d.log.Info("inbox file has no rows; moved to processed/", "component", "inbox", "file", r.File)
 	default:
+		d.events.committed()
 		signal(d.data)
 	}
 }
@@ -464,6 +471,7 @@ func (d *Daemon) scheduler() *scheduler {
 // runBatch runs one micro-batch with the work context: shutdown lets it finish.
 func (d *Daemon) runBatch() (agg.BatchResult, error) {
 	res, err := d.processor().RunOnce(d.workCtx)
+	d.events.committed() // a micro-batch, or a rebuild (even one before a failure)
 	if err == nil {
 		d.clearError("stream")
 	}

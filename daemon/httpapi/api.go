@@ -43,6 +43,10 @@ type Options struct {
 	Status func(context.Context) (any, error)
 	// Ready says whether /readyz answers 200, and why not.
 	Ready func() (bool, string)
+	// Events subscribes to the daemon's commits for /api/v1/events (nil:
+	// 404): a channel of every committed version, closed when the daemon
+	// shuts down or the subscriber falls too far behind, and a cancel.
+	Events func() (<-chan Event, func())
 	// Metrics serves /metrics (nil: 404).
 	Metrics http.Handler
 	// Logger receives request errors (default: discard).
@@ -84,16 +88,17 @@ func New(opts Options) http.Handler {
 	mux.HandleFunc("/api/v1/transactions/{id}", get(s.transaction))
 	mux.HandleFunc("/api/v1/alerts", get(s.alerts))
 	mux.HandleFunc("/api/v1/alerts/outbox", get(s.outbox))
+	s.dashboardRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s (see /api/v1/status, /api/v1/merchants, /api/v1/merchants/{id}/windows, /api/v1/windows, /api/v1/tables/{table}/history, /api/v1/tables/{table}/changes, /api/v1/transactions/{id}, /healthz, /readyz, /metrics)", r.URL.Path), "")
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s (see / (the dashboard), /api/v1/status, /api/v1/merchants, /api/v1/merchants/{id}/transactions, /api/v1/events, /api/v1/tables, /api/v1/merchants/{id}/windows, /api/v1/windows, /api/v1/tables/{table}/history, /api/v1/tables/{table}/changes, /api/v1/transactions/{id}, /healthz, /readyz, /metrics)", r.URL.Path), "")
 	})
 	timeoutBody, _ := json.Marshal(errorBody{Error: "request timed out"})
-	timed := http.TimeoutHandler(mux, RequestTimeout, string(timeoutBody))
-	// A backup streams the whole store: it bypasses the timeout handler,
-	// which would buffer it (see backup.go).
+	// Streams bypass the timeout handler, which would buffer them: a backup
+	// (the whole store, see backup.go) and the events stream.
 	outer := http.NewServeMux()
+	outer.Handle("/", http.TimeoutHandler(mux, RequestTimeout, string(timeoutBody)))
 	outer.HandleFunc("/api/v1/backup", get(s.backup))
-	outer.Handle("/", timed)
+	outer.HandleFunc("/api/v1/events", get(s.events))
 	return s.accessLog(outer)
 }
 
@@ -107,6 +112,10 @@ func (r *statusRecorder) WriteHeader(code int) {
 	r.code = code
 	r.ResponseWriter.WriteHeader(code)
 }
+
+// Unwrap lets http.ResponseController reach the connection (flushing the
+// event stream).
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 // accessLog logs each request at debug level.
 func (s *server) accessLog(h http.Handler) http.Handler {

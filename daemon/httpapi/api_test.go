@@ -25,6 +25,24 @@ var created = time.Date(2024, 12, 21, 12, 0, 0, 0, time.UTC)
 // processed; as_of times without a zone are read in Asia/Kolkata.
 func seeded(t *testing.T) *httptest.Server {
 	t.Helper()
+	db := seededDB(t)
+	ist, err := time.LoadLocation("Asia/Kolkata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(httpapi.New(httpapi.Options{
+		DB:       db,
+		Location: ist,
+		Status:   func(context.Context) (any, error) { return map[string]int{"answer": 42}, nil },
+		Ready:    func() (bool, string) { return false, "catching up" },
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// seededDB returns a store holding the seed's three batches, processed.
+func seededDB(t *testing.T) *store.DB {
+	t.Helper()
 	defs, err := agg.Defs(agg.Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -51,19 +69,10 @@ func seeded(t *testing.T) *httptest.Server {
 			t.Fatal(err)
 		}
 	}
-	ist, err := time.LoadLocation("Asia/Kolkata")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(httpapi.New(httpapi.Options{
-		DB:       db,
-		Location: ist,
-		Status:   func(context.Context) (any, error) { return map[string]int{"answer": 42}, nil },
-		Ready:    func() (bool, string) { return false, "catching up" },
-	}))
-	t.Cleanup(srv.Close)
-	return srv
+	return db
 }
+
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 func fetch(t *testing.T, srv *httptest.Server, method, path string) (int, string) {
 	t.Helper()

@@ -27,6 +27,10 @@ type merchantsJSON struct {
 // ?as_of=), in merchant_id order, at most ?limit= rows (default and most:
 // MaxLimit) after ?after=: a key-range read from after on.
 func (s *server) merchants(w http.ResponseWriter, r *http.Request) {
+	if isPageRequest(r) {
+		s.merchantsPage(w, r) // sorted, searched or offset pages
+		return
+	}
 	if err := checkQuery(r, "version", "as_of", "limit", "after"); err != nil {
 		s.fail(w, r, err)
 		return
