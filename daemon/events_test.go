@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/upicdc/upicdc/agg"
 	"github.com/upicdc/upicdc/cdc"
 	"github.com/upicdc/upicdc/daemon"
 	"github.com/upicdc/upicdc/daemon/httpapi"
@@ -75,16 +74,21 @@ func TestEventsFollowCommits(t *testing.T) {
 	d := start(t, daemon.Options{Config: cfg})
 	settled(t, d)
 	hello, evs := events(t, d)
-	if hello[cdc.RawTable] != 0 || len(hello) != 3 {
-		t.Fatalf("hello %v, want every table at version 0", hello)
+	st, err := d.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hello[cdc.RawTable] != 0 || len(hello) != len(st.Tables) {
+		t.Fatalf("hello %v, want every table (%d) at version 0", hello, len(st.Tables))
 	}
 	if err := os.MkdirAll(cfg.InboxDir(), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	var got []string
+	perFile := len(st.Tables) // the raw table's MERGE, then every derived table's micro-batch version
 	for i, b := range []string{"batch1.csv", "batch2.csv"} {
 		drop(t, cfg.InboxDir(), b, read(t, batches+b), time.Time{})
-		for range 3 { // raw, then the two derived tables of its micro-batch
+		for range perFile {
 			select {
 			case ev, ok := <-evs:
 				if !ok {
@@ -99,8 +103,12 @@ func TestEventsFollowCommits(t *testing.T) {
 			}
 		}
 	}
-	want := []string{cdc.RawTable + "@1", agg.TotalsTable + "@1", agg.WindowsTable + "@1",
-		cdc.RawTable + "@2", agg.TotalsTable + "@2", agg.WindowsTable + "@2"}
+	var want []string
+	for v := 1; v <= 2; v++ {
+		for _, tb := range st.Tables {
+			want = append(want, tb.Name+"@"+string(rune('0'+v)))
+		}
+	}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("events\n%v\nwant\n%v", got, want)
 	}
