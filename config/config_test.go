@@ -443,6 +443,10 @@ func TestSettingsListsEveryKey(t *testing.T) {
 		"export.dir=",
 		"export.schedule=",
 		"http.listen=127.0.0.1:8080",
+		"sql.listen=127.0.0.1:3307",
+		"sql.users=",
+		"sql.query_timeout=30s",
+		"sql.max_rows=10000000",
 		"shutdown_timeout=30s",
 	}
 	if !reflect.DeepEqual(got, want) {

@@ -18,7 +18,7 @@ func TestKeys(t *testing.T) {
 	want := []string{
 		"data_dir", "log.level", "log.format", "input.timezone", "inbox.dir", "inbox.poll_interval",
 		"inbox.settle", "stream.name", "stream.trigger", "stream.max_versions_per_trigger", "windows.sizes", "windows.timezone", "export.dir", "export.schedule",
-		"http.listen", "shutdown_timeout",
+		"http.listen", "sql.listen", "sql.users", "sql.query_timeout", "sql.max_rows", "shutdown_timeout",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("keys:\n got %q\nwant %q", got, want)
@@ -32,13 +32,13 @@ func TestKeys(t *testing.T) {
 		}
 	}
 	secs := sections()
-	for _, s := range []string{"log", "input", "inbox", "stream", "windows", "export", "http"} {
+	for _, s := range []string{"log", "input", "inbox", "stream", "windows", "export", "http", "sql"} {
 		if !secs[s] {
 			t.Errorf("sections() lacks %s", s)
 		}
 	}
-	if len(secs) != 7 {
-		t.Errorf("sections() = %v, want 7", secs)
+	if len(secs) != 8 {
+		t.Errorf("sections() = %v, want 8", secs)
 	}
 }
 
