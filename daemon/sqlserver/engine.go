@@ -134,9 +134,8 @@ func (e *Engine) Query(ctx context.Context, query string) (*Result, error) {
 // clientError names a refused write plainly; go-mysql-server says
 // "database is read-only" in many wordings.
 func (e *Engine) clientError(err error) error {
-	msg := err.Error()
-	if gsql.ErrReadOnly.Is(err) || gsql.ErrReadOnlyTransaction.Is(err) || strings.Contains(msg, "read-only") || strings.Contains(msg, "read only") {
-		return fmt.Errorf("%w (%s)", ErrReadOnly, msg)
+	if isWriteRefusal(err) {
+		return fmt.Errorf("%w (%s)", ErrReadOnly, err.Error())
 	}
 	return err
 }

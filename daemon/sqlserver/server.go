@@ -123,6 +123,7 @@ func refusal(err error) error {
 func isWriteRefusal(err error) bool {
 	for _, k := range []interface{ Is(error) bool }{
 		gsql.ErrReadOnly, gsql.ErrReadOnlyTransaction, gsql.ErrDatabaseWriteLocked,
+		gsql.ErrCreateTableNotSupported, gsql.ErrDropTableNotSupported, gsql.ErrRenameTableNotSupported,
 		plan.ErrInsertIntoNotSupported, plan.ErrReplaceIntoNotSupported, plan.ErrDeleteFromNotSupported,
 		plan.ErrUpdateNotSupported, plan.ErrTruncateNotSupported, plan.ErrOnDuplicateKeyUpdateNotSupported,
 	} {
@@ -131,7 +132,10 @@ func isWriteRefusal(err error) bool {
 		}
 	}
 	msg := err.Error()
-	return strings.Contains(msg, "is read-only") || strings.Contains(msg, "read only mode")
+	// The handler hands errors over as *mysql.SQLError, which keeps only
+	// the message of go-mysql-server's error kinds.
+	return strings.Contains(msg, "is read-only") || strings.Contains(msg, "read only mode") || strings.Contains(msg, "table doesn't support") ||
+		strings.HasPrefix(msg, "tables cannot be")
 }
 
 // auth checks logins: with users, their password against the configured
