@@ -35,6 +35,8 @@ type Config struct {
 	Alerts AlertsConfig `mapstructure:"alerts"`
 	// HTTP configures the daemon's HTTP API.
 	HTTP HTTPConfig `mapstructure:"http"`
+	// SQL configures the daemon's SQL server (MySQL protocol).
+	SQL SQLConfig `mapstructure:"sql"`
 	// ShutdownTimeout bounds how long the daemon waits for work in progress
 	// (the current micro-batch, HTTP requests) after SIGTERM.
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
@@ -143,6 +145,7 @@ func Default() Config {
 		Export:          ExportConfig{Dir: "", Schedule: ""},
 		Alerts:          AlertsConfig{MaxAttempts: 10, RetryBackoff: time.Second},
 		HTTP:            HTTPConfig{Listen: "127.0.0.1:8080"},
+		SQL:             SQLConfig{Listen: "127.0.0.1:3307", Users: []string{}, QueryTimeout: 30 * time.Second, MaxRows: 10_000_000},
 		ShutdownTimeout: 30 * time.Second,
 	}
 }

@@ -451,6 +451,10 @@ func TestSettingsListsEveryKey(t *testing.T) {
 		"alerts.max_attempts=10",
 		"alerts.retry_backoff=1s",
 		"http.listen=127.0.0.1:8080",
+		"sql.listen=127.0.0.1:3307",
+		"sql.users=",
+		"sql.query_timeout=30s",
+		"sql.max_rows=10000000",
 		"shutdown_timeout=30s",
 	}
 	if !reflect.DeepEqual(got, want) {

@@ -67,6 +67,9 @@ func NonConfigEnvVars() []string {
 		"UPICDC_SERVE_LATENCY_FILES", // its file count
 		"UPICDC_SERVE_LATENCY_ROWS",  // its rows per file
 		"UPICDC_INTEROP_VENV",        // cdc/delta: the interop test's venv
+		"UPICDC_SQL_PYTHON",          // daemon/sqlserver: the clients test's venv python
+		"UPICDC_SQL_BENCH",           // daemon/sqlserver: TestSQLBenchmarks
+		"UPICDC_SQL_BENCH_ROWS",      // its raw table's size
 		"UPICDC_TEST_CRASH_DIR",      // agg: crash test child
 		"UPICDC_TEST_CRASH_STEP",
 		"UPICDC_TEST_CRASH_BATCH",

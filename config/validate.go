@@ -96,6 +96,9 @@ func (c Config) fieldErrors() []*FieldError {
 	}
 	c.alertErrors(check)
 	check("http.listen", checkListen(c.HTTP.Listen))
+	for _, fe := range c.SQL.fieldErrors() {
+		out = append(out, fe)
+	}
 	check("shutdown_timeout", positive(c.ShutdownTimeout))
 	return out
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/upicdc/upicdc/cdc"
 	"github.com/upicdc/upicdc/config"
 	"github.com/upicdc/upicdc/daemon/httpapi"
+	"github.com/upicdc/upicdc/daemon/sqlserver"
 	"github.com/upicdc/upicdc/store"
 )
 
@@ -55,6 +56,9 @@ type Options struct {
 	// StoreTimeout is how long Open waits for another process's lock on the
 	// store (default 1s, then store.ErrLocked).
 	StoreTimeout time.Duration
+	// Command runs read commands forwarded by the CLI through the data
+	// dir's Unix socket (see Forward). Nil: no socket.
+	Command CommandFunc
 }
 
 // Daemon is `upicdc serve`: it owns the store for its lifetime (bbolt's
@@ -78,6 +82,8 @@ type Daemon struct {
 	ln       net.Listener
 	srv      *http.Server
 	cfgw     *configWatcher
+	sql      *sqlserver.Server // nil when sql.listen is ""
+	cmds     *commandServer    // nil without Options.Command
 
 	// stop ends the workers' loops (soft); abort also cancels the work in
 	// progress (a MERGE or micro-batch rolls back) when the shutdown timeout
@@ -235,6 +241,9 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	})
 	d.srv = httpapi.NewServer(api, d.log)
 	d.srv.RegisterOnShutdown(d.events.close) // event streams end; Shutdown need not wait for them
+	if err := d.openSQL(cfg, loc); err != nil {
+		return err
+	}
 
 	d.log.Info("upicdc serve started", "addr", d.ln.Addr().String(), "data_dir", cfg.DataDir,
 		"inbox", cfg.InboxDir(), "trigger", trig.String(), "stream", cfg.Stream.Name)
@@ -252,6 +261,7 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	if d.cfgw != nil {
 		d.g.Go(func() error { return d.cfgw.loop(d.gctx, d.clock, d.Reload, d.log) })
 	}
+	d.startSQL()
 	if wd, err := sddaemon.SdWatchdogEnabled(false); err == nil && wd > 0 {
 		d.g.Go(func() error { return d.watchdog(d.gctx, wd) })
 	}
@@ -336,6 +346,7 @@ func (d *Daemon) closeResources() error {
 	if d.cfgw != nil {
 		errs = append(errs, d.cfgw.close())
 	}
+	errs = append(errs, d.closeSQL())
 	if d.inbox != nil {
 		errs = append(errs, d.inbox.close())
 	}

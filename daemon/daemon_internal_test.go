@@ -101,6 +101,7 @@ func TestExportSchedule(t *testing.T) {
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
 	cfg.HTTP.Listen = "127.0.0.1:0"
+	cfg.SQL.Listen = "127.0.0.1:0"
 	cfg.Stream.Trigger = "0s"
 	cfg.Export.Schedule = "@every 1h"
 	exports := make(chan time.Time, 10)
@@ -180,6 +181,7 @@ func newShutdownHarness(t *testing.T) *shutdownHarness {
 	h.cfg = config.Default()
 	h.cfg.DataDir = t.TempDir()
 	h.cfg.HTTP.Listen = "127.0.0.1:0"
+	h.cfg.SQL.Listen = "127.0.0.1:0"
 	h.cfg.Stream.Trigger = "0s"
 	h.cfg.ShutdownTimeout = time.Minute
 	var once sync.Once
@@ -345,6 +347,7 @@ func openOnFakeClock(t *testing.T, poll time.Duration) (*fakeClock, config.Confi
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
 	cfg.HTTP.Listen = "127.0.0.1:0"
+	cfg.SQL.Listen = "127.0.0.1:0"
 	cfg.Stream.Trigger = "0s"
 	cfg.Inbox.PollInterval = poll
 	d := New(Options{Config: cfg, Clock: clock})

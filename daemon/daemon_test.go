@@ -36,6 +36,7 @@ func testConfig(t *testing.T) config.Config {
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
 	cfg.HTTP.Listen = "127.0.0.1:0"
+	cfg.SQL.Listen = "127.0.0.1:0"
 	cfg.Stream.Trigger = "0s"
 	cfg.Inbox.PollInterval = time.Hour
 	cfg.ShutdownTimeout = 10 * time.Second

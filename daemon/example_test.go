@@ -21,7 +21,8 @@ func ExampleDaemon() {
 	cfg := config.Default()
 	cfg.DataDir = dir
 	cfg.HTTP.Listen = "127.0.0.1:0" // any free port; d.Addr() says which
-	cfg.Stream.Trigger = "0s"       // aggregate as soon as a file is committed
+	cfg.SQL.Listen = "127.0.0.1:0"
+	cfg.Stream.Trigger = "0s" // aggregate as soon as a file is committed
 
 	d := daemon.New(daemon.Options{Config: cfg})
 	if err := d.Open(context.Background()); err != nil {

@@ -354,19 +354,28 @@ func (db *DB) LatestVersion(name string) (int64, error) {
 func (db *DB) History(name string) ([]CommitInfo, error) {
 	var out []CommitInfo
 	err := db.view(name, func(tb *bolt.Bucket, _ *table) error {
-		return tb.Bucket(subLog).ForEach(func(_, v []byte) error {
-			ci, err := decodeCommit(v)
-			if err != nil {
-				return err
-			}
-			out = append(out, ci)
-			return nil
-		})
+		var err error
+		out, err = history(tb)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("history %s: %w", name, err)
 	}
 	return out, nil
+}
+
+// history decodes a table bucket's commit log, oldest first.
+func history(tb *bolt.Bucket) ([]CommitInfo, error) {
+	var out []CommitInfo
+	err := tb.Bucket(subLog).ForEach(func(_, v []byte) error {
+		ci, err := decodeCommit(v)
+		if err != nil {
+			return err
+		}
+		out = append(out, ci)
+		return nil
+	})
+	return out, err
 }
 
 // Commit returns one commit of a table.

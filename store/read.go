@@ -310,45 +310,51 @@ func (e *BeforeFirstCommitError) Error() string {
 // before at (Delta's timestampAsOf). Commit timestamps increase with
 // versions, so this is a binary search over the times bucket.
 func (db *DB) VersionAsOf(name string, at time.Time) (int64, error) {
-	ms := at.UnixMilli()
 	var out int64
 	err := db.view(name, func(tb *bolt.Bucket, _ *table) error {
-		last, err := lastCommit(tb)
-		if err != nil {
-			return err
-		}
-		times := tb.Bucket(subTimes)
-		tsOf := func(v int64) (int64, error) {
-			b := times.Get(be64(v))
-			if len(b) != 8 {
-				return 0, fmt.Errorf("%w: no timestamp for version %d", ErrCorrupt, v)
-			}
-			return int64(beUint(b)), nil
-		}
-		first, err := tsOf(0)
-		if err != nil {
-			return err
-		}
-		if ms < first {
-			return &BeforeFirstCommitError{Table: name, At: at, First: time.UnixMilli(first).UTC()}
-		}
-		lo, hi := int64(0), last.Version // invariant: ts(lo) <= ms
-		for lo < hi {
-			mid := lo + (hi-lo+1)/2
-			ts, err := tsOf(mid)
-			if err != nil {
-				return err
-			}
-			if ts <= ms {
-				lo = mid
-			} else {
-				hi = mid - 1
-			}
-		}
-		out = lo
-		return nil
+		var err error
+		out, err = versionAsOf(tb, name, at)
+		return err
 	})
 	return out, err
+}
+
+// versionAsOf is VersionAsOf on a table bucket.
+func versionAsOf(tb *bolt.Bucket, name string, at time.Time) (int64, error) {
+	ms := at.UnixMilli()
+	last, err := lastCommit(tb)
+	if err != nil {
+		return 0, err
+	}
+	times := tb.Bucket(subTimes)
+	tsOf := func(v int64) (int64, error) {
+		b := times.Get(be64(v))
+		if len(b) != 8 {
+			return 0, fmt.Errorf("%w: no timestamp for version %d", ErrCorrupt, v)
+		}
+		return int64(beUint(b)), nil
+	}
+	first, err := tsOf(0)
+	if err != nil {
+		return 0, err
+	}
+	if ms < first {
+		return 0, &BeforeFirstCommitError{Table: name, At: at, First: time.UnixMilli(first).UTC()}
+	}
+	lo, hi := int64(0), last.Version // invariant: ts(lo) <= ms
+	for lo < hi {
+		mid := lo + (hi-lo+1)/2
+		ts, err := tsOf(mid)
+		if err != nil {
+			return 0, err
+		}
+		if ts <= ms {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	return lo, nil
 }
 
 // Files returns the ledger of ingested files, ordered by version.
@@ -429,4 +435,26 @@ func (s *Snapshot) Changes(ctx context.Context, name string, from, to int64, fn 
 // Checkpoint is a stream's checkpoint in the snapshot.
 func (s *Snapshot) Checkpoint(stream string) (Checkpoint, error) {
 	return readCheckpoint(s.tx.Bucket(bucketStreams).Bucket([]byte(stream)), stream)
+}
+
+// History is DB.History inside the snapshot.
+func (s *Snapshot) History(name string) ([]CommitInfo, error) {
+	tb, err := tableBucket(s.tx, name)
+	if err != nil {
+		return nil, err
+	}
+	out, err := history(tb)
+	if err != nil {
+		return nil, fmt.Errorf("history %s: %w", name, err)
+	}
+	return out, nil
+}
+
+// VersionAsOf is DB.VersionAsOf inside the snapshot.
+func (s *Snapshot) VersionAsOf(name string, at time.Time) (int64, error) {
+	tb, err := tableBucket(s.tx, name)
+	if err != nil {
+		return 0, err
+	}
+	return versionAsOf(tb, name, at)
 }

@@ -67,7 +67,7 @@ func TestEveryCommandRefusesADamagedStore(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, args := range commands {
-				out, errOut, code := run(t, []string{"UPICDC_HTTP_LISTEN=127.0.0.1:0"}, append([]string{"--data-dir=" + data}, args...)...)
+				out, errOut, code := run(t, []string{"UPICDC_HTTP_LISTEN=127.0.0.1:0", "UPICDC_SQL_LISTEN=127.0.0.1:0"}, append([]string{"--data-dir=" + data}, args...)...)
 				name := strings.Join(args[:1], " ")
 				if code == 0 {
 					t.Errorf("%s: exit 0 on a damaged store\nstdout:\n%s", name, out)

@@ -63,7 +63,7 @@ behind the stream processor's back (see ` + "`upicdc reconcile`" + `).`,
 			if err != nil {
 				return err
 			}
-			defer db.Close()
+			defer a.closeStore(db)
 			summary("store file %s: meta pages, size and page trees: ok", db.Path())
 
 			problems, err := db.Consistency(cmd.Context())

@@ -42,7 +42,7 @@ DIR defaults to export.dir (or <data_dir>/export).`,
 			if o.fileRows < 0 {
 				return usageError{fmt.Errorf("--target-file-rows %d: must be positive", o.fileRows)}
 			}
-			out := o.out
+			out := a.abs(o.out)
 			if out == "" {
 				out = a.cfg.ExportDir()
 			}
@@ -50,7 +50,7 @@ DIR defaults to export.dir (or <data_dir>/export).`,
 			if err != nil {
 				return err
 			}
-			defer db.Close()
+			defer a.closeStore(db)
 			if o.table != "" {
 				if _, err := schemaOf(db, o.table); err != nil {
 					return err

@@ -130,7 +130,7 @@ func newReconcileCommand(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer db.Close()
+			defer a.closeStore(db)
 			rep, err := agg.Reconcile(cmd.Context(), db, a.cfg.Stream.Name, a.tables)
 			if err != nil {
 				return err

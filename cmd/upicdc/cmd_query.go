@@ -70,7 +70,7 @@ func newAggregatesCommand(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer db.Close()
+			defer a.closeStore(db)
 			version, err := vf.resolve(a, db, agg.TotalsTable)
 			if err != nil {
 				return err
@@ -124,7 +124,7 @@ func (a *app) windows(cmd *cobra.Command, o *windowsOptions) error {
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer a.closeStore(db)
 	sch, err := schemaOf(db, agg.WindowsTable)
 	if err != nil {
 		return err
@@ -205,7 +205,7 @@ func newHistoryCommand(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer db.Close()
+			defer a.closeStore(db)
 			if _, err := schemaOf(db, table); err != nil {
 				return err
 			}
@@ -288,7 +288,7 @@ func (a *app) changes(cmd *cobra.Command, o *changesOptions) error {
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer a.closeStore(db)
 	sch, err := schemaOf(db, o.table)
 	if err != nil {
 		return err
@@ -352,7 +352,7 @@ func newTxnCommand(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer db.Close()
+			defer a.closeStore(db)
 			sch, err := schemaOf(db, cdc.RawTable)
 			if err != nil {
 				return err
@@ -385,7 +385,7 @@ func newStaleCommand(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer db.Close()
+			defer a.closeStore(db)
 			sch, err := schemaOf(db, cdc.RawTable)
 			if err != nil {
 				return err

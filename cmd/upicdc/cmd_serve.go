@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
 	"github.com/upicdc/upicdc/cdc/delta"
@@ -33,7 +35,11 @@ func newServeCommand(a *app) *cobra.Command {
     committed), "availableNow" (catch up once, then stop) or a cron spec ("@every 1m");
   - runs the Delta export (as ` + "`upicdc export`" + `, into export.dir) on export.schedule (cron),
     when set;
-  - serves the read-only JSON API and /metrics on http.listen (default 127.0.0.1:8080).
+  - serves the read-only JSON API and /metrics on http.listen (default 127.0.0.1:8080);
+  - serves read-only SQL over the MySQL protocol on sql.listen (default 127.0.0.1:3307;
+    "" turns it off), database upicdc, for the mysql CLI, pandas and BI tools;
+  - runs read commands (aggregates, windows, history, changes, txn, stale, sql, reconcile,
+    check, export) given while it runs, through the Unix socket <data_dir>/upicdc.sock.
 
 SIGTERM or SIGINT finish the current MERGE and micro-batch and exit 0 within shutdown_timeout.
 SIGHUP, or a change to the config file, reloads log.level, inbox.poll_interval, stream.trigger,
@@ -100,11 +106,17 @@ func (a *app) serve(cmd *cobra.Command) error {
 			_, err := delta.Export(ctx, db, a.cfg.ExportDir(), delta.Options{Logger: log})
 			return err
 		},
+		// Read commands (aggregates, sql, check, …) run here while serve
+		// holds the store, through the data dir's Unix socket.
+		Command:    runForwarded,
 		Logger:     log,
 		LogLevel:   level,
 		Registerer: reg,
 		Gatherer:   reg,
 	})
+	// go-mysql-server logs through logrus's standard logger; the daemon
+	// logs through slog, and SQL errors reach the client that ran them.
+	logrus.SetOutput(io.Discard)
 	if err := d.Open(ctx); err != nil {
 		return err
 	}
@@ -116,6 +128,9 @@ func (a *app) serve(cmd *cobra.Command) error {
 	// creates it before it listens. Whatever log.level says, say where the
 	// API is (port 0 picks one).
 	fmt.Fprintf(a.stdout, "upicdc serve: listening on http://%s (data_dir %s)\n", d.Addr(), a.cfg.DataDir)
+	if addr := d.SQLAddr(); addr != nil {
+		fmt.Fprintf(a.stdout, "upicdc serve: SQL (MySQL protocol) on %s, database upicdc\n", addr)
+	}
 	for {
 		select {
 		case <-hup:

@@ -20,7 +20,9 @@ func main() {
 	err := execute(ctx, root, os.Args[1:])
 	stop()
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "upicdc: %s\n", oneLine(err))
+		if _, done := err.(exitStatus); !done { // a forwarded command printed its error already
+			fmt.Fprintf(os.Stderr, "upicdc: %s\n", oneLine(err))
+		}
 		os.Exit(exitCode(err))
 	}
 }

@@ -38,6 +38,12 @@ type app struct {
 	loc    *time.Location
 	tables agg.Config // what the derived tables are computed with
 	log    *slog.Logger
+
+	// shared is the daemon's open store when this invocation was forwarded
+	// to `serve` (see forward.go); dir is then the caller's working
+	// directory, against which relative paths are read.
+	shared *store.DB
+	dir    string
 }
 
 // flagKeys maps flags to the config keys they set.
@@ -50,6 +56,10 @@ func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
 func exitCode(err error) int {
+	var fwd exitStatus
+	if errors.As(err, &fwd) {
+		return fwd.code
+	}
 	var u usageError
 	if errors.As(err, &u) {
 		return 2
@@ -83,7 +93,7 @@ func execute(ctx context.Context, root *cobra.Command, args []string) error {
 		return unknownCommand(root, firstCommandWord(root, args))
 	}
 	root.SetArgs(args)
-	return root.ExecuteContext(ctx)
+	return root.ExecuteContext(context.WithValue(ctx, argvKey{}, args))
 }
 
 // unknownCommand is the usage error for a subcommand name that cmd lacks.
@@ -184,7 +194,12 @@ func checkVersionFlags(cmd *cobra.Command) error {
 }
 
 func newRootCommand(stdout, stderr io.Writer, environ []string) *cobra.Command {
-	a := &app{stdout: stdout, stderr: stderr, environ: environ}
+	return newRoot(&app{stdout: stdout, stderr: stderr, environ: environ})
+}
+
+// newRoot builds the command tree around a.
+func newRoot(a *app) *cobra.Command {
+	stdout, stderr := a.stdout, a.stderr
 	root := &cobra.Command{
 		Use:   "upicdc",
 		Short: "UPI transactions CDC: MERGE batch files into a versioned table with a change feed, keep merchant aggregates",
@@ -233,9 +248,11 @@ Everything lives in one bbolt file under --data-dir.`,
 		newBenchCommand(a),
 		newVacuumCommand(a), newRetentionCommand(a), newConsumersCommand(a),
 		newCompactCommand(a), newBackupCommand(a), newRestoreCommand(a),
+		newSQLCommand(a),
 	)
 	root.AddCommand(deltaCommands(a)...)
 	usageArgs(root)
+	a.forwardReads(root)
 	return root
 }
 
@@ -247,7 +264,7 @@ func (a *app) load(cmd *cobra.Command) error {
 	}
 	a.format = f
 	cfg, err := config.Load(config.LoadOptions{
-		File:      a.configFile,
+		File:      a.abs(a.configFile),
 		Flags:     cmd.Flags(),
 		FlagKeys:  flagKeys(),
 		LookupEnv: a.lookupEnv,
@@ -263,6 +280,9 @@ func (a *app) load(cmd *cobra.Command) error {
 	tables, err := daemon.AggConfig(cfg)
 	if err != nil {
 		return err
+	}
+	if a.dir != "" {
+		cfg.DataDir, cfg.Inbox.Dir, cfg.Export.Dir = a.abs(cfg.DataDir), a.abs(cfg.Inbox.Dir), a.abs(cfg.Export.Dir)
 	}
 	a.cfg, a.loc, a.tables = cfg, loc, tables
 	level := cfg.Log.SlogLevel()
@@ -281,7 +301,26 @@ func (a *app) load(cmd *cobra.Command) error {
 // openStore opens the store with every registered table declared;
 // read-only commands never create one.
 func (a *app) openStore(readOnly bool) (*store.DB, error) {
+	if a.shared != nil && readOnly {
+		return a.shared, nil // forwarded to serve: its store, open already
+	}
 	return agg.Open(a.cfg.DataDir, a.tables, store.Options{ReadOnly: readOnly, Logger: a.log})
+}
+
+// closeStore closes a store openStore opened (never serve's).
+func (a *app) closeStore(db *store.DB) {
+	if db != a.shared {
+		_ = db.Close()
+	}
+}
+
+// abs reads a relative path against the caller's working directory when
+// the command was forwarded to serve ("" stays "").
+func (a *app) abs(path string) string {
+	if a.dir == "" || path == "" || filepath.IsAbs(path) {
+		return path
+	}
+	return filepath.Join(a.dir, path)
 }
 
 // openExisting opens an existing store for writing: a data dir without one

@@ -43,6 +43,7 @@ func startServe(t *testing.T, data string, env []string, args ...string) *serveP
 	cmd.Env = append([]string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(),
 		"UPICDC_HTTP_LISTEN=127.0.0.1:0",
+		"UPICDC_SQL_LISTEN=127.0.0.1:0",
 		"UPICDC_STREAM_TRIGGER=0s",
 		"UPICDC_SHUTDOWN_TIMEOUT=20s",
 	}, env...)
@@ -522,7 +523,7 @@ func TestServeSecondInstanceFailsFast(t *testing.T) {
 	p := startServe(t, data, nil)
 	// That message comes only from the store's lock timeout: the second
 	// serve gave up instead of waiting (a hang would trip the test timeout).
-	_, errOut, code := run(t, []string{"UPICDC_HTTP_LISTEN=127.0.0.1:0"}, "serve", "--data-dir", data)
+	_, errOut, code := run(t, []string{"UPICDC_HTTP_LISTEN=127.0.0.1:0", "UPICDC_SQL_LISTEN=127.0.0.1:0"}, "serve", "--data-dir", data)
 	if code != 1 || !strings.Contains(errOut, "in use by another upicdc process") {
 		t.Errorf("second serve: exit %d, stderr %q", code, errOut)
 	}
