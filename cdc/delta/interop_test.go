@@ -177,7 +177,7 @@ func compareEngineFrom(t *testing.T, db *store.DB, v engineView, oldest map[stri
 				t.Errorf("%s %s version %d:\n got %q\nwant %q", v.Engine, table, ver, g, w)
 			}
 		}
-		if rows == 0 {
+		if rows == 0 && table != agg.AlertsTable { // no alert rules here: merchant_alerts stays empty
 			t.Errorf("%s: empty at every version; the comparison proves nothing", table)
 		}
 		var want [][]string
