@@ -246,3 +246,19 @@ func Inspect(path string) error {
 	}
 	return nil
 }
+
+// Space is the store file's size and the part of it bbolt holds as free
+// pages: space a vacuum freed, which later writes reuse and only a
+// compaction gives back to the file system.
+type Space struct {
+	File, Free int64
+}
+
+// Space reports the file's size and its free pages' bytes.
+func (db *DB) Space() (Space, error) {
+	st, err := os.Stat(db.path)
+	if err != nil {
+		return Space{}, fmt.Errorf("store space: %w", err)
+	}
+	return Space{File: st.Size(), Free: int64(db.bolt.Stats().FreeAlloc)}, nil
+}

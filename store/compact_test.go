@@ -136,3 +136,39 @@ func TestBackupAndRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Space reports the file's size and the free pages a vacuum left, which a
+// compaction gives back.
+func TestSpace(t *testing.T) {
+	dir := t.TempDir()
+	bigThenVacuumed(t, dir)
+	db, err := store.Open(dir, store.Options{Tables: []store.TableDef{itemsDef, byOwnerDef}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, err := db.Space()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(filepath.Join(dir, store.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sp.File != st.Size() || sp.Free <= 0 || sp.Free >= sp.File {
+		t.Fatalf("space %+v; file is %d bytes", sp, st.Size())
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Compact(dir, store.CompactOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	db = open(t, dir)
+	after, err := db.Space()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.File >= sp.File || after.Free >= sp.Free {
+		t.Errorf("after compaction %+v, before %+v", after, sp)
+	}
+}

@@ -66,7 +66,12 @@ type cpProtocol struct {
 // checkpoint writes the classic checkpoint of version v from the exporter's
 // state, then _last_checkpoint. Both are replaced atomically (rename), so a
 // crash leaves either no checkpoint or a complete one.
-func (e *exporter) checkpoint(v, ts int64) error {
+func (e *exporter) checkpoint(v, ts int64) error { return e.writeCheckpoint(v, ts, true) }
+
+// writeCheckpoint writes the checkpoint of version v; _last_checkpoint is
+// pointed at it only if last is set (a vacuum's checkpoint of an older
+// version must not hide the newest one).
+func (e *exporter) writeCheckpoint(v, ts int64, last bool) error {
 	var rows []cpRow
 	rows = append(rows, cpRow{Protocol: &cpProtocol{MinReaderVersion: int32(e.proto.MinReaderVersion), MinWriterVersion: int32(e.proto.MinWriterVersion)}})
 	m := e.meta
@@ -116,6 +121,9 @@ func (e *exporter) checkpoint(v, ts int64) error {
 	if err := os.Rename(tmp, filepath.Join(logDir, name)); err != nil {
 		os.Remove(tmp)
 		return err
+	}
+	if !last {
+		return syncDir(logDir)
 	}
 	lc, err := json.Marshal(LastCheckpoint{Version: v, Size: int64(len(rows)), SizeInBytes: &size, NumOfAddFiles: ptr(int64(len(paths)))})
 	if err != nil {

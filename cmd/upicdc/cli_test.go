@@ -104,3 +104,32 @@ func TestMissingDataDir(t *testing.T) {
 		t.Errorf("process: exit %d, stderr %q", code, errOut)
 	}
 }
+
+func TestBenchRetentionScenario(t *testing.T) {
+	svg := filepath.Join(t.TempDir(), "size.svg")
+	rows := decodeRows(t, runOK(t, "--format", "json", "bench", "--scenario", "retention", "--days", "4", "--retain-days", "1",
+		"--day-rows", "1500", "--svg", svg))
+	if len(rows) != 4 {
+		t.Fatalf("%d days reported: %v", len(rows), rows)
+	}
+	last := rows[3]
+	for _, col := range []string{"csv_bytes", "store_off", "store_retained", "retained_used", "store_compacted"} {
+		if v, ok := last[col].(float64); !ok || v <= 0 {
+			t.Errorf("day 4 %s = %v", col, last[col])
+		}
+	}
+	// Retention and compaction keep the store smaller than keeping everything.
+	if last["store_compacted"].(float64) >= last["store_off"].(float64) || last["retained_used"].(float64) > last["store_retained"].(float64) {
+		t.Errorf("day 4: %v", last)
+	}
+	data, err := os.ReadFile(svg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(data), "<svg") || strings.Count(string(data), "<polyline") != 5 {
+		t.Errorf("plot:\n%s", data)
+	}
+	if _, _, code := run(t, nil, "bench", "--scenario", "nope"); code != 2 {
+		t.Errorf("unknown scenario: exit %d, want 2", code)
+	}
+}

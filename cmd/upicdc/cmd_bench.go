@@ -24,6 +24,8 @@ type benchOptions struct {
 	tableRows, fileRows, files int
 	ids                        string
 	lookups                    int
+	scenario                   string
+	retention                  retentionBench
 }
 
 func newBenchCommand(a *app) *cobra.Command {
@@ -39,6 +41,12 @@ generation is not timed. --ids random spreads ids and updates uniformly (the B+t
 case); --ids ordered makes ids grow with time and updates hit recent transactions, as UPI RRNs do.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.scenario != "" && o.scenario != "retention" {
+				return usageError{fmt.Errorf("--scenario %q: want retention (or none)", o.scenario)}
+			}
+			if r := o.retention; o.scenario == "retention" && (r.days < 1 || r.retainDays < 1 || r.dayRows < 1) {
+				return usageError{fmt.Errorf("--days, --retain-days, --day-rows must be >= 1")}
+			}
 			if o.ids != "random" && o.ids != "ordered" {
 				return usageError{fmt.Errorf("--ids %q: want random or ordered", o.ids)}
 			}
@@ -50,6 +58,9 @@ case); --ids ordered makes ids grow with time and updates hit recent transaction
 				return err
 			}
 			defer cleanup()
+			if o.scenario == "retention" {
+				return a.benchRetention(cmd.Context(), dir, o.retention)
+			}
 			return a.bench(cmd.Context(), dir, o)
 		},
 	}
@@ -59,6 +70,11 @@ case); --ids ordered makes ids grow with time and updates hit recent transaction
 	f.IntVar(&o.files, "files", 5, "measured files")
 	f.StringVar(&o.ids, "ids", "random", "id distribution: random or ordered")
 	f.IntVar(&o.lookups, "lookups", 10_000, "transaction history lookups to time")
+	f.StringVar(&o.scenario, "scenario", "", "retention: store size over simulated days with and without retention")
+	f.IntVar(&o.retention.days, "days", 30, "--scenario retention: simulated days")
+	f.IntVar(&o.retention.retainDays, "retain-days", 7, "--scenario retention: retention.history in days")
+	f.IntVar(&o.retention.dayRows, "day-rows", 20_000, "--scenario retention: rows per simulated day")
+	f.StringVar(&o.retention.svg, "svg", "", "--scenario retention: write the plot to this SVG file")
 	return cmd
 }
 

@@ -21,12 +21,14 @@ type exportOptions struct {
 	out      string
 	table    string
 	fileRows int
+	vacuum   bool
+	retain   time.Duration
 }
 
 func newExportCommand(a *app) *cobra.Command {
 	var o exportOptions
 	cmd := &cobra.Command{
-		Use:   "export [--out DIR] [--table T]",
+		Use:   "export [--out DIR] [--table T] [--vacuum [--retain DURATION]]",
 		Short: "Write the tables as Delta Lake tables (incremental: only versions not yet exported)",
 		Long: `Writes each table as a Delta Lake table DIR/<table>/ whose version N is the store's version N:
 Parquet data files (copy-on-write), _change_data files with the change feed, _delta_log
@@ -35,12 +37,25 @@ including the change data feed (readChangeFeed, table_changes).
 
 Exporting again writes only the versions that are new. An interrupted export leaves each table
 readable at its last complete version; the next export finishes the job.
-DIR defaults to export.dir (or <data_dir>/export).`,
+DIR defaults to export.dir (or <data_dir>/export).
+
+With --vacuum, after the export each table's files that no version within --retain (default
+168h; the version current at the retention's start is kept too) references are removed: old
+data files and _change_data files. Every retained version and change-feed range stays readable
+by any reader; the _delta_log is cut at the oldest retained version first, so no reader lists a
+version whose files are gone. Files no commit names (an export being written) go only once
+they are older than the retention.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts := delta.Options{TargetFileRows: o.fileRows, Logger: a.log}
 			if o.fileRows < 0 {
 				return usageError{fmt.Errorf("--target-file-rows %d: must be positive", o.fileRows)}
+			}
+			if cmd.Flags().Changed("retain") && !o.vacuum {
+				return usageError{errors.New("--retain is the retention of --vacuum; add --vacuum")}
+			}
+			if o.retain < 0 {
+				return usageError{fmt.Errorf("--retain %s: must not be negative", o.retain)}
 			}
 			out := a.abs(o.out)
 			if out == "" {
@@ -69,19 +84,42 @@ DIR defaults to export.dir (or <data_dir>/export).`,
 			if err != nil {
 				return fmt.Errorf("%w (what was exported stays readable; run export again to finish)", err)
 			}
-			res := render.NewTable("table", "from_version", "to_version", "change_rows", "files_added", "rows_written", "dir")
+			cols := []string{"table", "from_version", "to_version", "change_rows", "files_added", "rows_written", "dir"}
+			vacuumed := map[string]delta.VacuumResult{}
+			if o.vacuum {
+				names := make([]string, len(results))
+				for i, r := range results {
+					names[i] = r.Table
+				}
+				vs, err := delta.VacuumAll(cmd.Context(), out, names, delta.VacuumOptions{Retain: o.retain, Logger: a.log})
+				if err != nil {
+					return fmt.Errorf("%w (the export is complete; every version the log lists stays readable)", err)
+				}
+				for _, v := range vs {
+					vacuumed[v.Table] = v
+				}
+				cols = append(cols, "oldest_version", "files_removed", "bytes_removed")
+			}
+			res := render.NewTable(cols...)
 			for _, r := range results {
 				from, to := render.Null(), render.Null()
 				if r.To >= r.From {
 					from, to = render.Int(r.From), render.Int(r.To)
 				}
-				res.Add(render.String(r.Table), from, to, render.Int(r.ChangeRows), render.Int(int64(r.FilesAdded)), render.Int(r.RowsWritten), render.String(r.Dir))
+				cells := []render.Cell{render.String(r.Table), from, to, render.Int(r.ChangeRows), render.Int(int64(r.FilesAdded)), render.Int(r.RowsWritten), render.String(r.Dir)}
+				if o.vacuum {
+					v := vacuumed[r.Table]
+					cells = append(cells, render.Int(v.Oldest), render.Int(int64(v.FilesRemoved)), render.Int(v.BytesRemoved))
+				}
+				res.Add(cells...)
 			}
 			return a.print(res)
 		},
 	}
 	cmd.Flags().StringVar(&o.out, "out", "", "export directory (default: export.dir, or <data_dir>/export)")
 	cmd.Flags().StringVar(&o.table, "table", "", "export only this table: "+tableNames())
+	cmd.Flags().BoolVar(&o.vacuum, "vacuum", false, "after the export, remove the files no version within --retain needs")
+	cmd.Flags().DurationVar(&o.retain, "retain", delta.DefaultVacuumRetain, "with --vacuum: keep the versions committed within this duration")
 	cmd.Flags().IntVar(&o.fileRows, "target-file-rows", delta.DefaultTargetFileRows, "most rows per Parquet data file (the target file size)")
 	return cmd
 }

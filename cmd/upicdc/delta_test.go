@@ -204,3 +204,40 @@ func TestExportAfterSparkVacuum(t *testing.T) {
 		t.Errorf("export after Spark's VACUUM: exit %d, stderr %q", code, errOut)
 	}
 }
+
+func TestExportVacuum(t *testing.T) {
+	data, out := t.TempDir(), filepath.Join(t.TempDir(), "delta")
+	runOK(t, "--data-dir", data, "demo")
+	aggDir := filepath.Join(out, "aggregated_upi_transactions")
+	runOK(t, "--data-dir", data, "export", "--out", out)
+	before, err := filepath.Glob(filepath.Join(aggDir, "*.parquet"))
+	if err != nil || len(before) < 2 {
+		t.Fatalf("data files before vacuum: %v, %v", before, err)
+	}
+	if _, _, code := run(t, nil, "--data-dir", data, "export", "--out", out, "--retain", "1h"); code != 2 {
+		t.Errorf("--retain without --vacuum: exit %d, want 2", code)
+	}
+	// A retention of 0 keeps only the latest version.
+	res := decodeRows(t, runOK(t, "--data-dir", data, "--format", "json", "export", "--out", out, "--vacuum", "--retain", "0s"))
+	if len(res) != 4 || res[1]["table"] != "aggregated_upi_transactions" || res[1]["oldest_version"] != 3.0 || res[1]["files_removed"].(float64) < 1 {
+		t.Fatalf("export --vacuum result: %v", res)
+	}
+	after, err := filepath.Glob(filepath.Join(aggDir, "*.parquet"))
+	if err != nil || len(after) >= len(before) {
+		t.Errorf("data files: %d before vacuum, %d after (%v)", len(before), len(after), err)
+	}
+	want := decodeRows(t, runOK(t, "--data-dir", data, "--format", "json", "aggregates"))
+	got := decodeRows(t, runOK(t, "--format", "json", "delta-show", aggDir))
+	sort.Slice(got, func(i, j int) bool { return got[i]["merchant_id"].(string) < got[j]["merchant_id"].(string) })
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("latest after vacuum:\n delta-show %v\n aggregates %v", got, want)
+	}
+	wantCh := decodeRows(t, runOK(t, "--data-dir", data, "--format", "json", "changes", "--table", "aggregated_upi_transactions", "--from", "3"))
+	gotCh := decodeRows(t, runOK(t, "--format", "json", "delta-changes", aggDir, "--from", "3"))
+	if len(wantCh) == 0 || !reflect.DeepEqual(gotCh, wantCh) {
+		t.Errorf("change feed of the retained version:\n delta-changes %v\n changes %v", gotCh, wantCh)
+	}
+	if _, _, code := run(t, nil, "--format", "json", "delta-show", aggDir, "--version", "0"); code == 0 {
+		t.Errorf("version 0, vacuumed away, still reads")
+	}
+}

@@ -5,7 +5,8 @@
     python read_export_deltars.py /tmp/upicdc-export
     python read_export_deltars.py /tmp/upicdc-export --json out.json
 
-Reads each table at every version and its change data feed from version 0.
+Reads each table at every version the log lists and its change data feed from
+the oldest of them (version 0, or the oldest one an `export --vacuum` kept).
 With --json it writes everything it read, as strings, for the interop test
 (same shape as read_export.py's).
 """
@@ -41,21 +42,29 @@ def as_strings(table):
     return [list(r) for r in zip(*cols)] if cols else []
 
 
+def oldest_version(path):
+    """The oldest version the log lists: 0, or after `upicdc export --vacuum`
+    the oldest retained one (older commits are gone with their files)."""
+    names = os.listdir(os.path.join(path, "_delta_log"))
+    return min(int(n[:20]) for n in names if len(n) == 25 and n.endswith(".json") and n[:20].isdigit())
+
+
 def read_table(path, show):
     dt = DeltaTable(path)
     latest = dt.version()
+    oldest = oldest_version(path)
     versions = {}
-    for v in range(latest + 1):
+    for v in range(oldest, latest + 1):
         versions[str(v)] = as_strings(DeltaTable(path, version=v).to_pyarrow_table())
     # deltalake >= 1.0 returns an arro3 stream; pyarrow takes it through the
     # Arrow C stream interface.
-    changes = pa.RecordBatchReader.from_stream(dt.load_cdf(starting_version=0)).read_all()
+    changes = pa.RecordBatchReader.from_stream(dt.load_cdf(starting_version=oldest)).read_all()
     if show:
         print(f"== {path} at version {latest}")
         print(dt.to_pyarrow_table().to_pandas().to_string())
-        print("== change data feed from version 0")
+        print(f"== change data feed from version {oldest}")
         print(changes.to_pandas().to_string())
-    return {"latest": latest, "versions": versions, "changes": as_strings(changes)}
+    return {"latest": latest, "oldest": oldest, "versions": versions, "changes": as_strings(changes)}
 
 
 def main():
