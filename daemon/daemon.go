@@ -190,11 +190,15 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		return err
 	}
 	d.merger = cdc.NewMerger(d.db, cdc.ParseOptions{Location: loc}, d.log)
+	d.merger.SetOrigin("inbox")
 	d.inbox = &inbox{
 		dir: cfg.InboxDir(), clock: d.clock, log: d.log.With("component", "inbox"),
-		ingest:       d.ingest,
-		merged:       d.fileMerged,
-		rejected:     d.fileRejected,
+		ingest:   d.ingest,
+		merged:   d.fileMerged,
+		rejected: d.fileRejected,
+		audit: func(name string, size int64, err error) error {
+			return d.merger.RecordRejected(d.workCtx, name, size, err)
+		},
 		failed:       d.fileFailed,
 		recovered:    func() { d.clearError("inbox") },
 		pollInterval: func() time.Duration { return d.config().Inbox.PollInterval },

@@ -495,11 +495,11 @@ func (db *DB) WriteTables(ctx context.Context, fn func(*WriteTx) error) (map[str
 	err := db.bolt.Update(func(btx *bolt.Tx) error {
 		tx := &WriteTx{ctx: ctx, db: db, tx: btx, writers: map[string]*TableWriter{},
 			buckets: map[string]*bolt.Bucket{}, metas: map[string]WriteMeta{}}
-		if err := fn(tx); err != nil {
+		err := fn(tx)
+		names = tx.names
+		if err != nil {
 			return err
 		}
-		names = tx.names
-		var err error
 		cis, err = tx.commit()
 		return err
 	})

@@ -146,7 +146,7 @@ func TestEndpoints(t *testing.T) {
 		{"windows changes", "GET", "/api/v1/tables/merchant_window_aggregates/changes?from=3", 200, []string{`"merchant_id":"M003","window_size":"1d",`, `"_change_type":"insert","_commit_version":3,"_commit_timestamp":"2024-12-21T15:00:00.000Z"`}},
 		{"agg history has txn", "GET", "/api/v1/tables/aggregated_upi_transactions/history", 200, []string{`"txn":{"appId":"merchant_aggregates","version":2}`}},
 		{"history page", "GET", "/api/v1/tables/raw_upi_transactions_v1/history?from=1&limit=2", 200, []string{`"truncated":true`, `"next_from":3`}},
-		{"unknown table", "GET", "/api/v1/tables/nope/history", 404, []string{`unknown table \"nope\" (tables: raw_upi_transactions_v1,aggregated_upi_transactions,merchant_window_aggregates,merchant_alerts)`}},
+		{"unknown table", "GET", "/api/v1/tables/nope/history", 404, []string{`unknown table \"nope\" (tables: raw_upi_transactions_v1,aggregated_upi_transactions,merchant_window_aggregates,merchant_alerts,pipeline_audit)`}},
 		{"changes", "GET", "/api/v1/tables/raw_upi_transactions_v1/changes?from=3&to=3", 200, []string{
 			`"transaction_id":"T001","upi_id":"upi1@bank","merchant_id":"M001","transaction_amount":500,"transaction_time":"2024-12-21T10:15:00Z","transaction_status":"completed","_change_type":"update_preimage","_commit_version":3`}},
 		{"agg changes", "GET", "/api/v1/tables/aggregated_upi_transactions/changes?from=1", 200, []string{`"_change_type":"insert"`, `"_change_type":"update_postimage"`}},
