@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -256,7 +257,7 @@ func RecordAudit(ctx context.Context, db *store.DB, a *Audit) error {
 		return nil
 	}
 	if a.RecordedAt.IsZero() {
-		a.RecordedAt = time.Now()
+		a.RecordedAt = db.Now()
 	}
 	if _, err := db.WriteTables(ctx, func(tx *store.WriteTx) error { return writeAudit(tx, a) }); err != nil {
 		return fmt.Errorf("audit %s %s: %w", a.Outcome, a.File, err)
@@ -281,4 +282,22 @@ func rejectReason(err error) string {
 		return pe.Error()
 	}
 	return err.Error()
+}
+
+// AuditOutcomeOK reports whether s is an outcome (or "all").
+func AuditOutcomeOK(s string) bool { return s == "all" || slices.Contains(AuditOutcomes, s) }
+
+// AuditFilter picks audit rows: recorded at or after Since (zero: any
+// time), of Outcome ("" or "all": any).
+type AuditFilter struct {
+	Since   time.Time
+	Outcome string
+}
+
+// Keep reports whether the audit table's row r passes f.
+func (f AuditFilter) Keep(r store.Row) bool {
+	if !f.Since.IsZero() && r[auditColRecordedAt].Int < f.Since.UnixMicro() {
+		return false
+	}
+	return f.Outcome == "" || f.Outcome == "all" || r[auditColOutcome].Str == f.Outcome
 }

@@ -152,7 +152,7 @@ func (m *Merger) merge(ctx context.Context, b *Batch, start time.Time) (Result, 
 	}
 	if HasAudit(m.db) {
 		a.Outcome = OutcomeMerged
-		a.RecordedAt = time.Now()
+		a.RecordedAt = m.db.Now()
 		a.Duration = time.Since(start) // the MERGE's own time is added in Merge
 	}
 	order := applyOrder(b.Rows)
