@@ -136,11 +136,9 @@ func TestAuditIsNotRecordedWithoutItsTable(t *testing.T) {
 	}
 }
 
-const envAuditCrashDir = "UPICDC_TEST_AUDIT_DIR"
-
 // TestAuditMergeChild is the child of TestAuditKilledWithMerge.
 func TestAuditMergeChild(t *testing.T) {
-	dir := os.Getenv(envAuditCrashDir)
+	dir := os.Getenv(envCrashDir)
 	if dir == "" {
 		t.Skip("helper process for TestAuditKilledWithMerge")
 	}
@@ -176,7 +174,7 @@ func TestAuditKilledWithMerge(t *testing.T) {
 		t.Run(delay.String(), func(t *testing.T) {
 			dir := t.TempDir()
 			cmd := exec.Command(os.Args[0], "-test.run=^TestAuditMergeChild$", "-test.count=1")
-			cmd.Env = append(os.Environ(), envAuditCrashDir+"="+dir, envCrashFile+"="+src)
+			cmd.Env = append(os.Environ(), envCrashDir+"="+dir, envCrashFile+"="+src)
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}

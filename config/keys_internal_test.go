@@ -20,6 +20,7 @@ func TestKeys(t *testing.T) {
 		"inbox.settle", "stream.name", "stream.trigger", "stream.max_versions_per_trigger", "windows.sizes", "windows.timezone", "export.dir", "export.schedule",
 		"retention.history", "retention.versions", "retention.schedule",
 		"alerts.rules", "alerts.alertmanager.url", "alerts.webhooks", "alerts.max_attempts", "alerts.retry_backoff",
+		"reconcile.schedule",
 		"http.listen", "shutdown_timeout",
 	}
 	if !slices.Equal(got, want) {
@@ -40,8 +41,8 @@ func TestKeys(t *testing.T) {
 			t.Errorf("sections() lacks %s", s)
 		}
 	}
-	if len(secs) != 10 {
-		t.Errorf("sections() = %v, want 10", secs)
+	if len(secs) != 11 {
+		t.Errorf("sections() = %v, want 11", secs)
 	}
 }
 
