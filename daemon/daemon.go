@@ -73,6 +73,7 @@ type Daemon struct {
 	merger   *cdc.Merger
 	metrics  *metrics
 	notifier *notifier // delivers merchant_alerts' transitions
+	recon    *reconcileMetrics
 	inbox    *inbox
 	ln       net.Listener
 	srv      *http.Server
@@ -212,6 +213,9 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	if d.recon, err = newReconcileMetrics(d.opts.Registerer); err != nil {
+		return err
+	}
 	if d.notifier, err = newAlerting(d.opts.Registerer, d.db, cfg.Alerts, d.tables.Rules, d.log.With("component", "alerts")); err != nil {
 		return err
 	}
@@ -245,6 +249,7 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	d.g.Go(func() error { return d.scheduler().loop(d.gctx) })
 	d.g.Go(func() error { return d.exportLoop(d.gctx) })
 	d.g.Go(func() error { return d.retentionLoop(d.gctx) })
+	d.g.Go(func() error { return d.reconcileLoop(d.gctx) })
 	d.g.Go(func() error { return d.reloadLoop(d.gctx) })
 	d.g.Go(func() error { return d.notifier.loop(d.gctx) })
 	if d.cfgw != nil {
