@@ -88,7 +88,7 @@ func (d *Daemon) reconcileLoop(ctx context.Context) error {
 func (d *Daemon) reconcileOnce(readCtx, ctx context.Context) (agg.Report, error) {
 	stream := d.config().Stream.Name
 	start := time.Now()
-	rep, err := agg.Reconcile(readCtx, d.db, stream, d.tables)
+	rep, err := agg.ReconcileCopy(readCtx, d.db, d.config().DataDir, stream, d.tables)
 	if err != nil {
 		return rep, err
 	}
