@@ -197,8 +197,6 @@ func openBolt(path string, opts Options, readOnly bool) (*bolt.DB, error) {
 			// Only a new file takes it; an existing file keeps its page size.
 			PageSize: 8192,
 			ReadOnly: readOnly,
-			// Room mapped ahead: a long read transaction does not stall writes.
-			InitialMmapSize: initialMmapSize(path, readOnly),
 			// The freelist is rebuilt on open instead of being written on every
 			// commit: a big file's freelist would otherwise cost each commit.
 			NoFreelistSync: true,
