@@ -393,6 +393,10 @@ func (a alerts) BuildFrom(u *Universe, have []store.Row) ([]store.Row, error) {
 	var kb []byte
 	for _, h := range have {
 		kb, _ = s.EncodeKey(kb[:0], h)
+		if h[aRule].Str == ReconcileRule {
+			out[string(kb)] = h // not a rule's: only a reconcile run changes it
+			continue
+		}
 		v := vs[string(kb)]
 		if v == nil {
 			// No window holds the rule here now (or the rule is gone).

@@ -68,6 +68,7 @@ func Defs(cfg Config) ([]store.TableDef, error) {
 		def.Properties = properties(d)
 		defs = append(defs, def)
 	}
+	defs = append(defs, cdc.AuditDef()) // a source table, declared after the derived ones
 	return defs, nil
 }
 

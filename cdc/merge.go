@@ -13,15 +13,17 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/upicdc/upicdc/store"
 )
 
 // Merger MERGEs batch files into the raw table.
 type Merger struct {
-	db   *store.DB
-	opts ParseOptions
-	log  *slog.Logger
+	db     *store.DB
+	opts   ParseOptions
+	log    *slog.Logger
+	origin string
 }
 
 // NewMerger returns a Merger writing to db. A nil logger discards.
@@ -29,7 +31,40 @@ func NewMerger(db *store.DB, opts ParseOptions, logger *slog.Logger) *Merger {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Merger{db: db, opts: opts, log: logger}
+	return &Merger{db: db, opts: opts, log: logger, origin: "ingest"}
+}
+
+// SetOrigin names who takes the files ("ingest", "inbox") in the audit
+// rows the Merger records.
+func (m *Merger) SetOrigin(origin string) { m.origin = origin }
+
+// audit records a file outcome that wrote no data table as its own audit
+// commit. A failure to record it is an error of the store, never a
+// *ParseError: the file is to be tried again, not refused.
+func (m *Merger) audit(ctx context.Context, a *Audit, start time.Time) error {
+	a.Origin = m.origin
+	a.Duration = time.Since(start)
+	if err := RecordAudit(ctx, m.db, a); err != nil {
+		return fmt.Errorf("ingest %s: %w", a.File, err)
+	}
+	return nil
+}
+
+// RecordRejected records the rejection of a file its caller refused
+// before the Merger saw its content (the inbox: not a regular file, not
+// readable). size is the file's size as listed.
+func (m *Merger) RecordRejected(ctx context.Context, name string, size int64, cause error) error {
+	return m.audit(ctx, &Audit{Outcome: OutcomeRejected, File: name, Bytes: size, Reason: rejectReason(cause)}, time.Now())
+}
+
+// rejected records a refusal by the Merger and returns the refusal, or the
+// store's error if it could not be recorded.
+func (m *Merger) rejected(ctx context.Context, a *Audit, start time.Time, refusal error) error {
+	a.Outcome, a.Reason = OutcomeRejected, rejectReason(refusal)
+	if err := m.audit(ctx, a, start); err != nil {
+		return err
+	}
+	return refusal
 }
 
 // Result says what ingesting one file did.
@@ -53,10 +88,15 @@ type Result struct {
 // for its own sake (name, size or content) gives an error wrapping a
 // *ParseError; any other error (reading, the store, ctx) does not.
 func (m *Merger) IngestFile(ctx context.Context, path string) (Result, error) {
+	start := time.Now()
 	name := filepath.Base(path)
 	if _, err := FormatFromName(name); err != nil { // not worth reading
 		// "ingest b.xlsx: unsupported format: …", like a ParseError below.
-		return Result{File: name}, fmt.Errorf("ingest %w", &ParseError{File: name, Err: err})
+		a := &Audit{File: name}
+		if info, err := os.Stat(path); err == nil {
+			a.Bytes = info.Size()
+		}
+		return Result{File: name}, m.rejected(ctx, a, start, fmt.Errorf("ingest %w", &ParseError{File: name, Err: err}))
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -70,32 +110,50 @@ func (m *Merger) IngestFile(ctx context.Context, path string) (Result, error) {
 // daemon's inbox uses it to read files itself, without following links.
 // Every error about the content or the name is a *ParseError.
 func (m *Merger) IngestData(ctx context.Context, name string, data []byte) (Result, error) {
+	start := time.Now()
+	a := &Audit{File: name, Bytes: int64(len(data))}
 	format, err := FormatFromName(name)
 	if err != nil {
-		return Result{File: name}, fmt.Errorf("ingest %w", &ParseError{File: name, Err: err})
+		return Result{File: name}, m.rejected(ctx, a, start, fmt.Errorf("ingest %w", &ParseError{File: name, Err: err}))
 	}
 	sum := sha256.Sum256(data)
+	a.SHA256 = sha256Hex(sum)
 	if rec, found, err := m.db.IngestedFile(sum); err != nil {
 		return Result{File: name}, fmt.Errorf("ingest %s: %w", name, err)
 	} else if found {
 		m.log.Info("file already ingested", "file", name, "as", rec.Name, "version", rec.Version)
-		return Result{File: name, Duplicate: true, Previous: rec}, nil
+		a.Outcome, a.Reason = OutcomeDuplicate, fmt.Sprintf("same content as %s (raw version %d)", rec.Name, rec.Version)
+		return Result{File: name, Duplicate: true, Previous: rec}, m.audit(ctx, a, start)
 	}
 	rows, err := Parse(data, name, format, m.opts)
 	if err != nil {
 		// A ParseError starts with the file name: "ingest bad.csv: line 3: …".
-		return Result{File: name}, fmt.Errorf("ingest %w", err)
+		return Result{File: name}, m.rejected(ctx, a, start, fmt.Errorf("ingest %w", err))
 	}
-	return m.Merge(ctx, &Batch{Name: name, Format: format, Size: int64(len(data)), SHA256: sum, Rows: rows})
+	return m.merge(ctx, &Batch{Name: name, Format: format, Size: int64(len(data)), SHA256: sum, Rows: rows}, start)
 }
 
 // Merge applies a parsed batch as one commit.
+// The file's outcome is recorded in the audit table (a merged file's row in
+// the MERGE's own transaction).
 func (m *Merger) Merge(ctx context.Context, b *Batch) (Result, error) {
+	return m.merge(ctx, b, time.Now())
+}
+
+func (m *Merger) merge(ctx context.Context, b *Batch, start time.Time) (Result, error) {
 	res := Result{File: b.Name, Rows: len(b.Rows)}
+	a := &Audit{File: b.Name, SHA256: sha256Hex(b.SHA256), Bytes: b.Size, RowsRead: int64(len(b.Rows)),
+		FileTotals: FileTotals(b.Rows), Origin: m.origin}
 	if len(b.Rows) == 0 {
 		res.Empty = true
 		m.log.Info("file has no rows; nothing to commit", "file", b.Name)
-		return res, nil
+		a.Outcome = OutcomeEmpty
+		return res, m.audit(ctx, a, start)
+	}
+	if HasAudit(m.db) {
+		a.Outcome = OutcomeMerged
+		a.RecordedAt = m.db.Now()
+		a.Duration = time.Since(start) // the MERGE's own time is added in Merge
 	}
 	order := applyOrder(b.Rows)
 	meta := MergeMeta{
@@ -107,6 +165,7 @@ func (m *Merger) Merge(ctx context.Context, b *Batch) (Result, error) {
 		},
 		SHA256:     b.SHA256,
 		SourceRows: int64(len(b.Rows)),
+		Audit:      a,
 		Parameters: map[string]string{"sourceRows": strconv.Itoa(len(b.Rows))},
 	}
 	ci, err := Merge(ctx, m.db, meta, func(tx *MergeTx) error {
@@ -116,7 +175,9 @@ func (m *Merger) Merge(ctx context.Context, b *Batch) (Result, error) {
 		var dup *store.AlreadyIngestedError
 		if errors.As(err, &dup) {
 			res.Duplicate, res.Previous = true, dup.Record
-			return res, nil
+			a.Outcome, a.Reason, a.RawVersion = OutcomeDuplicate, fmt.Sprintf("same content as %s (raw version %d)", dup.Record.Name, dup.Record.Version), 0
+			a.Inserted, a.Updated, a.Deleted, a.Stale, a.NoOp, a.Applied = 0, 0, 0, 0, 0, StatusTotals{}
+			return res, m.audit(ctx, a, start)
 		}
 		return res, fmt.Errorf("ingest %s: %w", b.Name, err)
 	}

@@ -181,6 +181,7 @@ type MergeTx struct {
 	buf, buf2     store.Row
 	key           store.Row
 	staleEncoding []byte
+	applied       StatusTotals
 }
 
 // Version is the version this MERGE commits.
@@ -208,6 +209,7 @@ func (m *MergeTx) Current(id string) (RowState, bool, error) {
 // Insert adds a new row (or re-inserts a deleted one).
 func (m *MergeTx) Insert(r Row) error {
 	m.buf = r.Values(m.buf)
+	m.applied.Add(r.Status, r.Amount)
 	return m.w.Insert(m.buf)
 }
 
@@ -215,6 +217,7 @@ func (m *MergeTx) Insert(r Row) error {
 func (m *MergeTx) Update(before, after Row) error {
 	m.buf = before.Values(m.buf)
 	m.buf2 = after.Values(m.buf2)
+	m.applied.Add(after.Status, after.Amount)
 	return m.w.Update(m.buf, m.buf2)
 }
 
@@ -243,6 +246,10 @@ type MergeMeta struct {
 	SourceRows int64
 	// Parameters are extra operationParameters for the commit log.
 	Parameters map[string]string
+	// Audit, when set (and the store has the audit table), is completed
+	// with the MERGE's counts, totals and raw version and written as the
+	// audit table's next version in the MERGE's own transaction.
+	Audit *Audit
 }
 
 // Merge runs fn as one MERGE commit of the raw table: rows, change feed,
@@ -260,18 +267,36 @@ func Merge(ctx context.Context, db *store.DB, meta MergeMeta, fn func(*MergeTx) 
 	}
 	metrics := map[string]int64{"numSourceRows": meta.SourceRows}
 	src := meta.Source
-	ci, err := db.Write(ctx, RawTable, store.WriteMeta{
-		Operation: "MERGE", Parameters: params, Metrics: metrics, Source: &src, SHA256: &meta.SHA256,
-	}, func(w *store.TableWriter) error {
+	start := time.Now()
+	cis, err := db.WriteTables(ctx, func(tx *store.WriteTx) error {
+		w, err := tx.Table(RawTable, store.WriteMeta{
+			Operation: "MERGE", Parameters: params, Metrics: metrics, Source: &src, SHA256: &meta.SHA256,
+		})
+		if err != nil {
+			return err
+		}
 		m = &MergeTx{w: w}
 		if err := fn(m); err != nil {
 			return err
 		}
 		metrics["numTargetRowsStale"] = m.stale
 		metrics["numTargetRowsNoop"] = m.noop
+		if a := meta.Audit; a != nil && HasAudit(db) {
+			st := m.Stats()
+			a.RawVersion = w.Version()
+			a.Inserted, a.Updated, a.Deleted, a.Stale, a.NoOp = st.Inserted, st.Updated, st.Deleted, st.Stale, st.NoOp
+			a.Applied = m.applied
+			a.Duration += time.Since(start)
+			if err := writeAudit(tx, a); err != nil {
+				return fmt.Errorf("audit: %w", err)
+			}
+		}
 		return nil
 	})
-	return ci, err
+	if err != nil {
+		return store.CommitInfo{}, err
+	}
+	return cis[RawTable], nil
 }
 
 // StaleRow is an input row a MERGE skipped because the stored row is newer.

@@ -33,6 +33,8 @@ type Config struct {
 	Retention RetentionConfig `mapstructure:"retention"`
 	// Alerts configures the alert rules and their delivery.
 	Alerts AlertsConfig `mapstructure:"alerts"`
+	// Reconcile configures serve's scheduled reconciles.
+	Reconcile ReconcileConfig `mapstructure:"reconcile"`
 	// HTTP configures the daemon's HTTP API.
 	HTTP HTTPConfig `mapstructure:"http"`
 	// SQL configures the daemon's SQL server (MySQL protocol).
@@ -116,6 +118,14 @@ type RetentionConfig struct {
 	Schedule string `mapstructure:"schedule"`
 }
 
+// ReconcileConfig configures serve's scheduled reconcile: the derived
+// tables recomputed from the raw change feed and compared with the stored
+// ones, on a snapshot, while ingestion goes on.
+type ReconcileConfig struct {
+	// Schedule is a cron spec for serve's reconciles; "" turns them off.
+	Schedule string `mapstructure:"schedule"`
+}
+
 // HTTPConfig configures the HTTP API.
 type HTTPConfig struct {
 	// Listen is the host:port the API listens on; port 0 picks a free port.
@@ -144,6 +154,7 @@ func Default() Config {
 		Windows:         WindowsConfig{Sizes: []string{"1d", "1w"}, Timezone: "Asia/Kolkata"},
 		Export:          ExportConfig{Dir: "", Schedule: ""},
 		Alerts:          AlertsConfig{MaxAttempts: 10, RetryBackoff: time.Second},
+		Reconcile:       ReconcileConfig{Schedule: "@daily"},
 		HTTP:            HTTPConfig{Listen: "127.0.0.1:8080"},
 		SQL:             SQLConfig{Listen: "127.0.0.1:3307", Users: []string{}, QueryTimeout: 30 * time.Second, MaxRows: 10_000_000},
 		ShutdownTimeout: 30 * time.Second,
@@ -211,6 +222,16 @@ func (c Config) RetentionSchedule() (cron.Schedule, error) {
 	s, err := ParseSchedule(c.Retention.Schedule)
 	if err != nil {
 		return nil, &FieldError{Key: "retention.schedule", Err: err}
+	}
+	return s, nil
+}
+
+// ReconcileSchedule parses reconcile.schedule; nil means serve never
+// reconciles on its own.
+func (c Config) ReconcileSchedule() (cron.Schedule, error) {
+	s, err := ParseSchedule(c.Reconcile.Schedule)
+	if err != nil {
+		return nil, &FieldError{Key: "reconcile.schedule", Err: err}
 	}
 	return s, nil
 }

@@ -450,6 +450,7 @@ func TestSettingsListsEveryKey(t *testing.T) {
 		"alerts.webhooks=[]",
 		"alerts.max_attempts=10",
 		"alerts.retry_backoff=1s",
+		"reconcile.schedule=@daily",
 		"http.listen=127.0.0.1:8080",
 		"sql.listen=127.0.0.1:3307",
 		"sql.users=",

@@ -20,6 +20,7 @@ func TestKeys(t *testing.T) {
 		"inbox.settle", "stream.name", "stream.trigger", "stream.max_versions_per_trigger", "windows.sizes", "windows.timezone", "export.dir", "export.schedule",
 		"retention.history", "retention.versions", "retention.schedule",
 		"alerts.rules", "alerts.alertmanager.url", "alerts.webhooks", "alerts.max_attempts", "alerts.retry_backoff",
+		"reconcile.schedule",
 		"http.listen", "sql.listen", "sql.users", "sql.query_timeout", "sql.max_rows", "shutdown_timeout",
 	}
 	if !slices.Equal(got, want) {
@@ -35,13 +36,13 @@ func TestKeys(t *testing.T) {
 		}
 	}
 	secs := sections()
-	for _, s := range []string{"log", "input", "inbox", "stream", "windows", "export", "retention", "alerts", "alerts.alertmanager", "http", "sql"} {
+	for _, s := range []string{"log", "input", "inbox", "stream", "windows", "export", "retention", "alerts", "alerts.alertmanager", "reconcile", "http", "sql"} {
 		if !secs[s] {
 			t.Errorf("sections() lacks %s", s)
 		}
 	}
-	if len(secs) != 11 {
-		t.Errorf("sections() = %v, want 11", secs)
+	if len(secs) != 12 {
+		t.Errorf("sections() = %v, want 12", secs)
 	}
 }
 

@@ -95,6 +95,9 @@ func (c Config) fieldErrors() []*FieldError {
 		check("retention.schedule", err)
 	}
 	c.alertErrors(check)
+	if _, err := ParseSchedule(c.Reconcile.Schedule); err != nil {
+		check("reconcile.schedule", err)
+	}
 	check("http.listen", checkListen(c.HTTP.Listen))
 	for _, fe := range c.SQL.fieldErrors() {
 		out = append(out, fe)

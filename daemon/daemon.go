@@ -77,6 +77,7 @@ type Daemon struct {
 	merger   *cdc.Merger
 	metrics  *metrics
 	notifier *notifier // delivers merchant_alerts' transitions
+	recon    *reconcileMetrics
 	inbox    *inbox
 	events   *commitFeed // /api/v1/events
 	ln       net.Listener
@@ -200,11 +201,15 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		return err
 	}
 	d.merger = cdc.NewMerger(d.db, cdc.ParseOptions{Location: loc}, d.log)
+	d.merger.SetOrigin("inbox")
 	d.inbox = &inbox{
 		dir: cfg.InboxDir(), clock: d.clock, log: d.log.With("component", "inbox"),
-		ingest:       d.ingest,
-		merged:       d.fileMerged,
-		rejected:     d.fileRejected,
+		ingest:   d.ingest,
+		merged:   d.fileMerged,
+		rejected: d.fileRejected,
+		audit: func(name string, size int64, err error) error {
+			return d.merger.RecordRejected(d.workCtx, name, size, err)
+		},
 		failed:       d.fileFailed,
 		recovered:    func() { d.clearError("inbox") },
 		pollInterval: func() time.Duration { return d.config().Inbox.PollInterval },
@@ -216,6 +221,9 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	}
 	d.metrics, err = newMetrics(d.opts.Registerer, d.gauges(), d.db.Tables())
 	if err != nil {
+		return err
+	}
+	if d.recon, err = newReconcileMetrics(d.opts.Registerer); err != nil {
 		return err
 	}
 	if d.notifier, err = newAlerting(d.opts.Registerer, d.db, cfg.Alerts, d.tables.Rules, d.log.With("component", "alerts")); err != nil {
@@ -256,6 +264,7 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	d.g.Go(func() error { return d.scheduler().loop(d.gctx) })
 	d.g.Go(func() error { return d.exportLoop(d.gctx) })
 	d.g.Go(func() error { return d.retentionLoop(d.gctx) })
+	d.g.Go(func() error { return d.reconcileLoop(d.gctx) })
 	d.g.Go(func() error { return d.reloadLoop(d.gctx) })
 	d.g.Go(func() error { return d.notifier.loop(d.gctx) })
 	if d.cfgw != nil {

@@ -189,6 +189,9 @@ type inbox struct {
 	merged func(cdc.Result)
 	// rejected is called after a file was moved to rejected/.
 	rejected func(name string, err error)
+	// audit, if set, records a rejection the inbox decides itself (ingest
+	// records its own); its error leaves the file to be tried again.
+	audit func(name string, size int64, err error) error
 	// failed is called when a file could not be ingested and stays.
 	failed func(name string, err error)
 	// recovered is called after a pass over the inbox met no failure.
@@ -556,14 +559,14 @@ func (in *inbox) readFile(f inboxFile) ([]byte, error) {
 // inbox (or vanished); errChanged that it is to be looked at again.
 func (in *inbox) take(f inboxFile) error {
 	if f.bad != nil {
-		return in.reject(f.name, f.bad)
+		return in.auditedReject(f, f.bad)
 	}
 	data, err := in.readFile(f)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil // taken away by someone else
 	case refused(err):
-		return in.reject(f.name, err)
+		return in.auditedReject(f, err)
 	case err != nil:
 		return err
 	}
@@ -586,6 +589,16 @@ func (in *inbox) take(f inboxFile) error {
 	}
 	in.merged(res)
 	return nil
+}
+
+// auditedReject records a rejection the inbox decided and moves the file.
+func (in *inbox) auditedReject(f inboxFile, cause error) error {
+	if in.audit != nil {
+		if err := in.audit(f.name, f.size, cause); err != nil {
+			return err
+		}
+	}
+	return in.reject(f.name, cause)
 }
 
 // reject moves a refused file to rejected/ with NAME.error beside it. The

@@ -453,3 +453,7 @@ func jsonUnmarshal(v []byte, dst any) error {
 	}
 	return nil
 }
+
+// Now is the store's clock (Options.Now): the time commits are stamped
+// with. Tables above the store use it for times they record themselves.
+func (db *DB) Now() time.Time { return db.now() }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -367,42 +368,91 @@ func (e *AlreadyIngestedError) Is(target error) bool { return target == ErrAlrea
 // commit log entry and the ledger entry are written in one bbolt
 // transaction, so a crash leaves all or nothing.
 func (db *DB) Write(ctx context.Context, name string, meta WriteMeta, fn func(*TableWriter) error) (CommitInfo, error) {
-	t, err := db.table(name)
+	if _, err := db.table(name); err != nil {
+		return CommitInfo{}, err
+	}
+	cis, err := db.WriteTables(ctx, func(tx *WriteTx) error {
+		w, err := tx.Table(name, meta)
+		if err != nil {
+			return err
+		}
+		return fn(w)
+	})
 	if err != nil {
 		return CommitInfo{}, err
 	}
-	var ci CommitInfo
-	err = db.bolt.Update(func(tx *bolt.Tx) error {
-		files := tx.Bucket(bucketFiles)
-		if meta.SHA256 != nil {
-			if v := files.Get(meta.SHA256[:]); v != nil {
-				var rec FileRecord
-				if err := jsonUnmarshal(v, &rec); err != nil {
-					return fmt.Errorf("ledger entry: %w", err)
-				}
-				return &AlreadyIngestedError{Record: rec}
+	return cis[name], nil
+}
+
+// WriteTx is one commit of one or more tables (see WriteTables).
+type WriteTx struct {
+	ctx     context.Context
+	db      *DB
+	tx      *bolt.Tx
+	names   []string // in the order they were asked for
+	writers map[string]*TableWriter
+	buckets map[string]*bolt.Bucket
+	metas   map[string]WriteMeta
+}
+
+// Table returns the writer of table name's next version, described
+// by meta. Every table asked for gets a version, changed or not. A meta
+// with SHA256 set whose content is already in the ledger fails with
+// *AlreadyIngestedError (and the whole commit with it).
+func (tx *WriteTx) Table(name string, meta WriteMeta) (*TableWriter, error) {
+	if tx.writers[name] != nil {
+		return nil, fmt.Errorf("table %s asked for twice in one commit", name)
+	}
+	t, err := tx.db.table(name)
+	if err != nil {
+		return nil, err
+	}
+	if meta.SHA256 != nil {
+		if v := tx.tx.Bucket(bucketFiles).Get(meta.SHA256[:]); v != nil {
+			var rec FileRecord
+			if err := jsonUnmarshal(v, &rec); err != nil {
+				return nil, fmt.Errorf("ledger entry: %w", err)
+			}
+			return nil, &AlreadyIngestedError{Record: rec}
+		}
+		for _, other := range tx.metas {
+			if other.SHA256 != nil && *other.SHA256 == *meta.SHA256 {
+				return nil, fmt.Errorf("table %s: sha256 already entered by another table of this commit", name)
 			}
 		}
-		tb, err := tableBucket(tx, name)
-		if err != nil {
-			return err
+	}
+	tb, err := tableBucket(tx.tx, name)
+	if err != nil {
+		return nil, err
+	}
+	last, err := lastCommit(tb)
+	if err != nil {
+		return nil, err
+	}
+	w := newTableWriter(tx.ctx, t, tb, last.Version+1)
+	tx.names = append(tx.names, name)
+	tx.writers[name], tx.buckets[name], tx.metas[name] = w, tb, meta
+	return w, nil
+}
+
+// commit flushes every writer and enters each table's commit (and ledger
+// entry) in the transaction.
+func (tx *WriteTx) commit() (map[string]CommitInfo, error) {
+	cis := make(map[string]CommitInfo, len(tx.names))
+	for _, name := range tx.names {
+		w, tb, meta := tx.writers[name], tx.buckets[name], tx.metas[name]
+		if err := w.flush(); err != nil {
+			return nil, fmt.Errorf("table %s: %w", name, err)
 		}
 		last, err := lastCommit(tb)
 		if err != nil {
-			return err
-		}
-		w := newTableWriter(ctx, t, tb, last.Version+1)
-		if err := fn(w); err != nil {
-			return err
-		}
-		if err := w.flush(); err != nil {
-			return err
+			return nil, err
 		}
 		metrics := w.metrics()
 		maps.Copy(metrics, meta.Metrics)
-		ci = CommitInfo{
+		ci := CommitInfo{
 			Version:             w.version,
-			Timestamp:           db.nextTimestamp(last.Timestamp),
+			Timestamp:           tx.db.nextTimestamp(last.Timestamp),
 			Operation:           meta.Operation,
 			OperationParameters: maps.Clone(meta.Parameters),
 			OperationMetrics:    metrics,
@@ -412,10 +462,11 @@ func (db *DB) Write(ctx context.Context, name string, meta WriteMeta, fn func(*T
 			ci.OperationParameters = map[string]string{}
 		}
 		if err := putCommit(tb, ci); err != nil {
-			return err
+			return nil, err
 		}
+		cis[name] = ci
 		if meta.SHA256 == nil {
-			return nil
+			continue
 		}
 		rec := FileRecord{SHA256: hex.EncodeToString(meta.SHA256[:]), Version: w.version, IngestedAt: ci.Timestamp}
 		if meta.Source != nil {
@@ -423,19 +474,50 @@ func (db *DB) Write(ctx context.Context, name string, meta WriteMeta, fn func(*T
 		}
 		data, err := json.Marshal(rec)
 		if err != nil {
+			return nil, err
+		}
+		if err := tx.tx.Bucket(bucketFiles).Put(meta.SHA256[:], data); err != nil {
+			return nil, err
+		}
+	}
+	return cis, nil
+}
+
+// WriteTables runs fn as one commit of every table it asks for with
+// tx.Table: each gets its own version and commit log entry, and all of
+// them (rows, change feeds, notes, commit log and ledger entries) are
+// written in one bbolt transaction, so a crash leaves all or nothing. The
+// result is each written table's commit. A commit that asks for no table
+// writes nothing.
+func (db *DB) WriteTables(ctx context.Context, fn func(*WriteTx) error) (map[string]CommitInfo, error) {
+	var cis map[string]CommitInfo
+	var names []string
+	err := db.bolt.Update(func(btx *bolt.Tx) error {
+		tx := &WriteTx{ctx: ctx, db: db, tx: btx, writers: map[string]*TableWriter{},
+			buckets: map[string]*bolt.Bucket{}, metas: map[string]WriteMeta{}}
+		err := fn(tx)
+		names = tx.names
+		if err != nil {
 			return err
 		}
-		return files.Put(meta.SHA256[:], data)
+		cis, err = tx.commit()
+		return err
 	})
 	if err != nil {
 		var already *AlreadyIngestedError
 		if errors.As(err, &already) {
-			return CommitInfo{}, err
+			return nil, err
 		}
-		return CommitInfo{}, fmt.Errorf("commit to %s: %w", name, err)
+		if len(names) == 0 {
+			return nil, fmt.Errorf("commit: %w", err)
+		}
+		return nil, fmt.Errorf("commit to %s: %w", strings.Join(names, ", "), err)
 	}
-	db.log.Debug("committed", "table", name, "version", ci.Version, "operation", ci.Operation, "metrics", ci.OperationMetrics)
-	return ci, nil
+	for _, name := range names {
+		ci := cis[name]
+		db.log.Debug("committed", "table", name, "version", ci.Version, "operation", ci.Operation, "metrics", ci.OperationMetrics)
+	}
+	return cis, nil
 }
 
 // ScanCurrent calls fn with every live row of the table as it stands in

@@ -27,7 +27,8 @@ func TestExportThenReadBack(t *testing.T) {
 	data, out := t.TempDir(), filepath.Join(t.TempDir(), "delta")
 	runOK(t, "--data-dir", data, "demo")
 	res := decodeRows(t, runOK(t, "--data-dir", data, "--format", "json", "export", "--out", out))
-	if len(res) != 4 || res[0]["table"] != "raw_upi_transactions_v1" || res[2]["table"] != "merchant_window_aggregates" || res[3]["table"] != "merchant_alerts" ||
+	if len(res) != 5 || res[0]["table"] != "raw_upi_transactions_v1" || res[2]["table"] != "merchant_window_aggregates" || res[3]["table"] != "merchant_alerts" ||
+		res[4]["table"] != "pipeline_audit" || res[4]["to_version"] != 3.0 || res[4]["rows_written"] != 3.0 ||
 		res[0]["to_version"] != 3.0 || res[1]["to_version"] != 3.0 || res[2]["to_version"] != 3.0 {
 		t.Fatalf("export result: %v", res)
 	}

@@ -254,7 +254,7 @@ func TestEveryTableHasHistoryAndChanges(t *testing.T) {
 		}
 	}
 	_, errOut, code := run(t, nil, dd, "history", "--table=nope")
-	if code != 2 || !strings.Contains(errOut, `unknown table "nope" (tables: raw_upi_transactions_v1,aggregated_upi_transactions,merchant_window_aggregates,merchant_alerts)`) {
+	if code != 2 || !strings.Contains(errOut, `unknown table "nope" (tables: raw_upi_transactions_v1,aggregated_upi_transactions,merchant_window_aggregates,merchant_alerts,pipeline_audit)`) {
 		t.Errorf("history --table=nope: exit %d, %q", code, errOut)
 	}
 }

@@ -134,7 +134,7 @@ func TestBackupWhileServing(t *testing.T) {
 			} `json:"tables"`
 		} `json:"retention"`
 	}
-	if code := p.get("/api/v1/status", &st); code != 200 || len(st.Retention.Tables) != 4 ||
+	if code := p.get("/api/v1/status", &st); code != 200 || len(st.Retention.Tables) != 5 ||
 		st.Retention.Tables[0].Table != "raw_upi_transactions_v1" || len(st.Retention.Tables[0].Consumers) != 1 {
 		t.Errorf("status retention: %d %+v", code, st.Retention)
 	}

@@ -89,8 +89,9 @@ func New(opts Options) http.Handler {
 	mux.HandleFunc("/api/v1/alerts", get(s.alerts))
 	mux.HandleFunc("/api/v1/alerts/outbox", get(s.outbox))
 	s.dashboardRoutes(mux)
+	mux.HandleFunc("/api/v1/audit", get(s.audit))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s (see / (the dashboard), /api/v1/status, /api/v1/merchants, /api/v1/merchants/{id}/transactions, /api/v1/events, /api/v1/tables, /api/v1/merchants/{id}/windows, /api/v1/windows, /api/v1/tables/{table}/history, /api/v1/tables/{table}/changes, /api/v1/transactions/{id}, /healthz, /readyz, /metrics)", r.URL.Path), "")
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s (see / (the dashboard), /api/v1/status, /api/v1/merchants, /api/v1/merchants/{id}/transactions, /api/v1/events, /api/v1/tables, /api/v1/merchants/{id}/windows, /api/v1/windows, /api/v1/tables/{table}/history, /api/v1/tables/{table}/changes, /api/v1/transactions/{id}, /api/v1/alerts, /api/v1/audit, /healthz, /readyz, /metrics)", r.URL.Path), "")
 	})
 	timeoutBody, _ := json.Marshal(errorBody{Error: "request timed out"})
 	// Streams bypass the timeout handler, which would buffer them: a backup
