@@ -1,10 +1,15 @@
 package main
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // The issue's "done when", through the binary: with the rule
@@ -69,4 +74,100 @@ func TestBadRuleRefusedAtStart(t *testing.T) {
 	if code == 0 || !strings.Contains(errOut, "alerts.rules[broken]") || !strings.Contains(errOut, `alert rule "broken"`) {
 		t.Errorf("exit %d: %s", code, errOut)
 	}
+}
+
+// TestDeliverySurvivesKill9: serve is SIGKILLed while a webhook delivery is
+// in flight (the receiver holds the request). After a restart every
+// transition reaches the receiver at least once, each always with the same
+// Idempotency-Key: the outbox is merchant_alerts' change feed and the
+// notifier's position moves only after an acknowledgement.
+func TestDeliverySurvivesKill9(t *testing.T) {
+	var (
+		mu   sync.Mutex
+		keys = map[string]int{} // idempotency key → deliveries
+		hold = true             // while set, requests are held until release closes
+	)
+	release := make(chan struct{})
+	received := make(chan string, 16)
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key := r.Header.Get("Idempotency-Key")
+		mu.Lock()
+		keys[key]++
+		held := hold
+		mu.Unlock()
+		select {
+		case received <- key:
+		default:
+		}
+		if held {
+			<-release // serve dies while we hold it: no acknowledgement reaches it
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer recv.Close()
+	defer close(release)
+
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	conf := filepath.Join(dir, "upicdc.yaml")
+	if err := os.WriteFile(conf, []byte(`windows:
+  sizes: [1d]
+alerts:
+  retry_backoff: 100ms
+  rules:
+    - name: high_refund_ratio
+      window: 1d
+      when: refunds_count >= 1 && refund_ratio >= 0.5
+  webhooks:
+    - url: `+recv.URL+`
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b := "../../examples/batches/"
+	runOK(t, "--config="+conf, "--data-dir="+data, "ingest", b+"batch1.csv", b+"batch2.csv", b+"batch3.csv")
+
+	p := startServe(t, data, nil, "--config="+conf)
+	var first string
+	select {
+	case first = <-received: // the firing transition, held
+	case <-time.After(60 * time.Second):
+		t.Fatalf("no delivery of the firing transition:\n%s", p.log())
+	}
+	if err := p.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-p.done
+	mu.Lock()
+	hold = false
+	mu.Unlock()
+
+	p = startServe(t, data, nil, "--config="+conf)
+	defer p.stop(syscall.SIGTERM)
+	batch4 := filepath.Join(dir, "batch4.csv")
+	if err := os.WriteFile(batch4, []byte("transaction_id,upi_id,merchant_id,transaction_amount,transaction_time,transaction_status\nT005,upi5@bank,M001,2000.00,2024-12-21 11:00:00,completed\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dropFile(t, filepath.Join(data, "inbox"), "batch4.csv", mustRead(t, batch4))
+	p.eventually("the firing transition again and the resolving one", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return keys[first] >= 2 && len(keys) == 2
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for k, n := range keys {
+		if !strings.HasPrefix(k, "merchant_alerts:") || n < 1 {
+			t.Errorf("key %q delivered %d times", k, n)
+		}
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
