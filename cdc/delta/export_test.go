@@ -277,7 +277,7 @@ func TestExportRoundTrip(t *testing.T) {
 			newWorkload(tc.seed).run(t, db, tc.batches, tc.batchRows)
 			dir := t.TempDir()
 			res := export(t, db, dir, delta.Options{TargetFileRows: tc.fileRows})
-			want := []string{cdc.RawTable, agg.TotalsTable, agg.WindowsTable, agg.AlertsTable}
+			want := []string{cdc.RawTable, agg.TotalsTable, agg.WindowsTable, agg.AlertsTable, cdc.AuditTable}
 			if got := checkExport(t, db, dir); !slices.Equal(got, want) {
 				t.Errorf("checked tables %v, want %v", got, want)
 			}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/upicdc/upicdc/cdc"
 	"github.com/upicdc/upicdc/cdc/delta"
 )
 
@@ -29,6 +30,10 @@ func TestSeedLogGolden(t *testing.T) {
 	var b strings.Builder
 	for _, info := range db.Tables() {
 		table := info.Name
+		if table == cdc.AuditTable {
+			// Its rows are clock times and durations: its own tests pin it.
+			continue
+		}
 		for v := 0; v <= 3; v++ {
 			name := fmt.Sprintf("%020d.json", v)
 			data, err := os.ReadFile(filepath.Join(dir, table, "_delta_log", name))
