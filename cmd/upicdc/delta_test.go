@@ -220,7 +220,7 @@ func TestExportVacuum(t *testing.T) {
 	}
 	// A retention of 0 keeps only the latest version.
 	res := decodeRows(t, runOK(t, "--data-dir", data, "--format", "json", "export", "--out", out, "--vacuum", "--retain", "0s"))
-	if len(res) != 4 || res[1]["table"] != "aggregated_upi_transactions" || res[1]["oldest_version"] != 3.0 || res[1]["files_removed"].(float64) < 1 {
+	if len(res) != 5 || res[1]["table"] != "aggregated_upi_transactions" || res[1]["oldest_version"] != 3.0 || res[1]["files_removed"].(float64) < 1 {
 		t.Fatalf("export --vacuum result: %v", res)
 	}
 	after, err := filepath.Glob(filepath.Join(aggDir, "*.parquet"))
