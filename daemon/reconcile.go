@@ -9,6 +9,7 @@ import (
 
 	"github.com/upicdc/upicdc/agg"
 	"github.com/upicdc/upicdc/cdc"
+	"github.com/upicdc/upicdc/config"
 )
 
 // reconcileMetrics are the scheduled reconcile's metrics.
@@ -40,43 +41,19 @@ func newReconcileMetrics(reg prometheus.Registerer) (*reconcileMetrics, error) {
 // micro-batches go on beside it. Only its results are written: an audit
 // row, and the reconcile_differences alert when its state changes.
 func (d *Daemon) reconcileLoop(ctx context.Context) error {
-	var next time.Time
-	for {
-		cfg := d.config()
-		sched, err := cfg.ReconcileSchedule()
-		now := d.clock.Now()
-		wait := retentionRecheck
-		switch {
-		case err != nil || sched == nil:
-			next = time.Time{}
-		case next.IsZero():
-			next = sched.Next(now)
-		}
-		if !next.IsZero() {
-			wait = min(wait, max(0, next.Sub(now)))
-		}
-		timer := d.clock.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return nil
-		case <-timer.C():
-		}
-		if next.IsZero() || d.clock.Now().Before(next) {
-			continue
-		}
-		next = time.Time{}
+	return d.cronLoop(ctx, config.Config.ReconcileSchedule, func(config.Config) bool {
 		if _, err := d.reconcileOnce(ctx, d.workCtx); err != nil {
 			if ctx.Err() != nil {
-				return nil // shutting down: the run was cut short
+				return false // shutting down: the run was cut short
 			}
 			d.recon.runs.WithLabelValues("error").Inc()
 			d.setError("reconcile", err)
 			d.log.Error("scheduled reconcile failed", "component", "reconcile", "err", err)
-			continue
+			return true
 		}
 		d.clearError("reconcile")
-	}
+		return true
+	})
 }
 
 // reconcileOnce runs one reconcile and records it: a pipeline_audit row

@@ -71,46 +71,17 @@ func RetentionStatus(db *store.DB, cfg config.Config, now time.Time) ([]store.Ta
 	return db.RetentionStatus(RetentionPolicy(cfg), now, consumers)
 }
 
-// retentionRecheck is how often the retention loop re-reads
-// retention.schedule (a reload may change it) while waiting.
-const retentionRecheck = time.Minute
-
 // retentionLoop vacuums whenever retention.schedule fires. A vacuum is one
 // bbolt write transaction per table, taking its turn with MERGEs and
 // micro-batches.
 func (d *Daemon) retentionLoop(ctx context.Context) error {
-	var next time.Time
-	for {
-		cfg := d.config()
-		sched, err := cfg.RetentionSchedule()
-		now := d.clock.Now()
-		wait := retentionRecheck
-		switch {
-		case err != nil || sched == nil:
-			next = time.Time{}
-		case next.IsZero():
-			next = sched.Next(now)
-		}
-		if !next.IsZero() {
-			wait = min(wait, max(0, next.Sub(now)))
-		}
-		timer := d.clock.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return nil
-		case <-timer.C():
-		}
-		if next.IsZero() || d.clock.Now().Before(next) {
-			continue
-		}
-		next = time.Time{}
+	return d.cronLoop(ctx, config.Config.RetentionSchedule, func(cfg config.Config) bool {
 		start := d.clock.Now()
 		res, err := Vacuum(d.workCtx, d.db, cfg)
 		if err != nil {
 			d.setError("retention", err)
 			d.log.Error("scheduled vacuum failed", "component", "retention", "err", err)
-			continue
+			return true
 		}
 		d.clearError("retention")
 		var removed int64
@@ -122,7 +93,8 @@ func (d *Daemon) retentionLoop(ctx context.Context) error {
 		d.mu.Unlock()
 		d.log.Info("scheduled vacuum done", "component", "retention", "bytes_removed", removed,
 			"took", d.clock.Now().Sub(start))
-	}
+		return true
+	})
 }
 
 // RetentionJSON is the retention part of /api/v1/status.
