@@ -28,6 +28,12 @@ type Contribution struct {
 	Live       bool       // false once deleted
 }
 
+// contributionColumns are the raw columns a contribution is folded from
+// (all but upi_id).
+func contributionColumns() []string {
+	return []string{"transaction_id", "merchant_id", "transaction_amount", "transaction_time", "transaction_status"}
+}
+
 // step folds one change-feed row into a transaction's contribution. prev is
 // the contribution before (the zero value, not Live, if never seen).
 // update_preimage rows carry nothing new and are ignored by the caller.
@@ -132,7 +138,7 @@ type TxnChange struct {
 
 // Batch is what a micro-batch hands each derived table.
 type Batch struct {
-	// Txns are the touched transactions, in transaction_id order.
+	// Txns are the touched transactions, in the order the batch first read them.
 	Txns []TxnChange
 	// Merchants are every merchant_id the batch's change rows named: each
 	// must have a row in the merchant tables, zeros allowed.

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/upicdc/upicdc/cdc"
@@ -33,6 +31,12 @@ type Options struct {
 	Stream string
 	// MaxVersionsPerTrigger bounds the raw versions one micro-batch reads.
 	MaxVersionsPerTrigger int
+	// MaxRowsPerTrigger bounds the change rows one micro-batch reads: it
+	// ends with the first raw version that reaches the bound (a single
+	// version larger than that is still one micro-batch). It bounds the
+	// processor's memory whatever the backlog. 0: DefaultMaxRowsPerTrigger;
+	// < 0: no bound.
+	MaxRowsPerTrigger int64
 	// Tables is what the derived tables are computed with.
 	Tables Config
 	Logger *slog.Logger
@@ -40,6 +44,9 @@ type Options struct {
 	// Tests use it to crash the processor between its steps.
 	Hook func(Step) error
 }
+
+// DefaultMaxRowsPerTrigger is Options.MaxRowsPerTrigger's default.
+const DefaultMaxRowsPerTrigger = 1_000_000
 
 // Processor is the stream processor for one stream.
 type Processor struct {
@@ -49,6 +56,10 @@ type Processor struct {
 	derived  []Derived
 	err      error
 	prepared bool // Prepare found every derived table current
+	// A micro-batch's transactions and their index, kept between
+	// micro-batches so a catch-up does not grow them afresh each time.
+	txns  []TxnChange
+	index map[string]int32
 }
 
 // NewProcessor returns a processor with defaults filled in. A bad
@@ -59,6 +70,9 @@ func NewProcessor(db *store.DB, opts Options) *Processor {
 	}
 	if opts.MaxVersionsPerTrigger <= 0 {
 		opts.MaxVersionsPerTrigger = 100
+	}
+	if opts.MaxRowsPerTrigger == 0 {
+		opts.MaxRowsPerTrigger = DefaultMaxRowsPerTrigger
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -94,7 +108,8 @@ func (p *Processor) hook(s Step) error {
 }
 
 // RunOnce runs one micro-batch over at most MaxVersionsPerTrigger new raw
-// versions. With nothing new it returns Committed=false. A derived table
+// versions and, unless one version alone holds more, MaxRowsPerTrigger
+// change rows. With nothing new it returns Committed=false. A derived table
 // whose stored parameters differ from the configured ones is rebuilt
 // first (see Prepare).
 func (p *Processor) RunOnce(ctx context.Context) (BatchResult, error) {
@@ -113,12 +128,12 @@ func (p *Processor) RunOnce(ctx context.Context) (BatchResult, error) {
 		if from > to {
 			return nil // caught up: no commit
 		}
-		res = BatchResult{BatchID: cp.BatchID + 1, FromVersion: from, ToVersion: to, Behind: tx.SourceLatest() - to}
-		n, merchants, err := p.batch(tx, from, to)
+		to, n, merchants, err := p.batch(tx, from, to)
 		if err != nil {
 			return err
 		}
-		res.ChangeRows, res.Merchants = n, merchants
+		res = BatchResult{BatchID: cp.BatchID + 1, FromVersion: from, ToVersion: to, Behind: tx.SourceLatest() - to,
+			ChangeRows: n, Merchants: merchants}
 		if err := p.hook(StepWritten); err != nil {
 			return err
 		}
@@ -147,58 +162,73 @@ func (p *Processor) RunOnce(ctx context.Context) (BatchResult, error) {
 	return res, nil
 }
 
-// batch folds raw versions from..to into contributions and every derived
-// table.
-func (p *Processor) batch(tx *store.ProcessTx, from, to int64) (int64, int, error) {
-	touched := make(map[string]*TxnChange)
-	seen := make(map[string]bool) // merchants that must have a row
-	var n int64
-	var key []byte
-	err := tx.SourceChanges(from, to, func(sc store.Change) error {
-		n++
-		if sc.Type == store.UpdatePreimage {
-			return nil
-		}
-		r := cdc.RowOf(sc.Row) // its strings are the change row's own: safe to keep
-		t := touched[r.TransactionID]
-		if t == nil {
-			t = &TxnChange{ID: r.TransactionID}
-			key = append(key[:0], r.TransactionID...)
-			if v := tx.State(key); v != nil {
-				old, err := decodeContribution(v)
+// batch folds raw versions from..to (or fewer, see MaxRowsPerTrigger)
+// into every derived table. A transaction's contribution before the batch
+// is folded from its earlier images, reached through the raw change feed's
+// history chain (see earlier): the batch writes nothing but the derived
+// tables' rows. It returns the last raw version read, the change rows read
+// and the merchants touched.
+func (p *Processor) batch(tx *store.ProcessTx, from, to int64) (int64, int64, int, error) {
+	// Transactions are at most the change rows read; sizing the buffers
+	// up front spares growing a million-entry slice and map.
+	est := tx.SourceRows(from, to)
+	if p.opts.MaxRowsPerTrigger > 0 {
+		est = min(est, p.opts.MaxRowsPerTrigger)
+	}
+	if p.index == nil || int64(cap(p.txns)) < est {
+		p.index = make(map[string]int32, est)
+		p.txns = make([]TxnChange, 0, est)
+	}
+	index, txns := p.index, p.txns[:0]
+	clear(index)
+	defer func() {
+		// Keep the storage, not what it points at.
+		clear(txns)
+		p.txns = txns[:0]
+		clear(index)
+	}()
+	extra := map[string]bool{} // merchants a transaction named in between
+	var w walker
+	feed := store.FeedOptions{From: from, To: to, MaxRows: p.opts.MaxRowsPerTrigger, Columns: contributionColumns()}
+	last, n, err := tx.SourceFeed(feed, func(rec *store.FeedRecord) error {
+		r := cdc.RowOf(rec.Row) // its strings are its own: safe to keep
+		i, ok := index[r.TransactionID]
+		if !ok {
+			t := TxnChange{ID: r.TransactionID}
+			if rec.HasEarlier() {
+				old, err := w.before(tx, rec, r.TransactionID)
 				if err != nil {
 					return fmt.Errorf("contribution of %q: %w", r.TransactionID, err)
 				}
 				t.Old, t.OldFound = old, true
 			}
 			t.New = t.Old
-			touched[r.TransactionID] = t
+			i = int32(len(txns))
+			index[r.TransactionID] = i
+			txns = append(txns, t)
+		} else if m := txns[i].New.MerchantID; m != r.MerchantID && m != txns[i].Old.MerchantID {
+			extra[m] = true // moved on within the batch: still a merchant seen
 		}
-		t.New = step(t.New, sc.Type, &r)
-		seen[r.MerchantID] = true
+		t := &txns[i]
+		t.New = step(t.New, rec.Type, &r)
 		return nil
 	})
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	if err := p.hook(StepRead); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
-	b := &Batch{Txns: make([]TxnChange, 0, len(touched)), Merchants: seen, RawVersion: to, At: time.Now()}
-	for _, t := range touched {
-		b.Txns = append(b.Txns, *t)
-	}
-	slices.SortFunc(b.Txns, func(a, b TxnChange) int { return strings.Compare(a.ID, b.ID) })
-	if err := p.hook(StepComputed); err != nil {
-		return 0, 0, err
-	}
-	var buf []byte
-	for i := range b.Txns {
-		buf = appendContribution(buf[:0], &b.Txns[i].New)
-		key = append(key[:0], b.Txns[i].ID...)
-		if err := tx.PutState(key, buf); err != nil {
-			return 0, 0, err
+	seen := extra
+	for i := range txns {
+		seen[txns[i].New.MerchantID] = true
+		if txns[i].OldFound {
+			seen[txns[i].Old.MerchantID] = true
 		}
+	}
+	b := &Batch{Txns: txns, Merchants: seen, RawVersion: last, At: time.Now()}
+	if err := p.hook(StepComputed); err != nil {
+		return 0, 0, 0, err
 	}
 	needed := map[string]bool{}
 	for _, d := range p.derived {
@@ -212,13 +242,13 @@ func (p *Processor) batch(tx *store.ProcessTx, from, to int64) (int64, int, erro
 		name := d.Def().Name
 		w, err := tx.Table(name)
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 		if needed[name] {
 			w.RecordChanges()
 		}
 		if err := d.Apply(b, w); err != nil {
-			return 0, 0, fmt.Errorf("%s: %w", name, err)
+			return 0, 0, 0, fmt.Errorf("%s: %w", name, err)
 		}
 		if needed[name] {
 			if b.Changes == nil {
@@ -227,7 +257,55 @@ func (p *Processor) batch(tx *store.ProcessTx, from, to int64) (int64, int, erro
 			b.Changes[name] = w.Changes()
 		}
 	}
-	return n, len(seen), nil
+	return last, n, len(seen), nil
+}
+
+// walker folds a transaction's contribution before a micro-batch from its
+// earlier images.
+type walker struct {
+	imgs []earlierImage
+	key  []byte
+}
+
+type earlierImage struct {
+	typ store.ChangeType
+	row cdc.Row
+}
+
+// before returns the contribution of transaction id before rec, its first
+// record in the micro-batch. It walks the images before rec newest first
+// until a (re-)insert or a delete (nothing before one counts), or until
+// the newest completed and refunded images are both found, then folds them
+// oldest first as the processor did when it read them. A walk that
+// reaches the retention horizon starts from the stream's baseline there.
+func (w *walker) before(tx *store.ProcessTx, rec *store.FeedRecord, id string) (Contribution, error) {
+	w.imgs = w.imgs[:0]
+	var sale, refund bool
+	horizon, err := tx.Earlier(rec, func(t store.ChangeType, row store.Row) (bool, error) {
+		r := cdc.RowOf(row)
+		w.imgs = append(w.imgs, earlierImage{t, r})
+		sale = sale || r.Status == cdc.StatusCompleted
+		refund = refund || r.Status == cdc.StatusRefunded
+		return t == store.UpdatePostimage && !(sale && refund), nil
+	})
+	if err != nil {
+		return Contribution{}, err
+	}
+	var c Contribution
+	if horizon {
+		w.key = append(append(w.key[:0], baselineTxn), id...)
+		v := tx.BaselineValue(w.key)
+		if v == nil {
+			return c, fmt.Errorf("%w: its history reaches the retention horizon, and the baseline has no contribution for it", store.ErrCorrupt)
+		}
+		if c, err = decodeContribution(v); err != nil {
+			return c, fmt.Errorf("baseline: %w", err)
+		}
+	}
+	for i := len(w.imgs) - 1; i >= 0; i-- {
+		c = step(c, w.imgs[i].typ, &w.imgs[i].row)
+	}
+	return c, nil
 }
 
 // RunAvailableNow runs micro-batches until the processor has caught up with

@@ -137,19 +137,34 @@ type windowDeltas struct {
 	s      store.Schema
 	m      map[string]*windowDelta
 	keyBuf []byte
+	// last is the window last computed for each size: a micro-batch's
+	// transaction times cluster, and Window's calendar arithmetic is the
+	// cost of add.
+	last map[string][2]int64
 }
 
 func (w windows) newDeltas() *windowDeltas {
-	return &windowDeltas{w: w, s: w.Def().Schema, m: map[string]*windowDelta{}}
+	return &windowDeltas{w: w, s: w.Def().Schema, m: map[string]*windowDelta{}, last: map[string][2]int64{}}
+}
+
+// window returns the start and end (µs) of the window of size holding t.
+func (wd *windowDeltas) window(size string, t int64) (int64, int64) {
+	if l, ok := wd.last[size]; ok && l[0] <= t && t < l[1] {
+		return l[0], l[1]
+	}
+	s, e := Window(size, t, wd.w.zone)
+	l := [2]int64{s.UnixMicro(), e.UnixMicro()}
+	wd.last[size] = l
+	return l[0], l[1]
 }
 
 func (wd *windowDeltas) at(merchant, size string, t int64) *windowDelta {
-	start, end := Window(size, t, wd.w.zone)
-	key := store.Row{{Str: merchant}, {Str: size}, {Int: start.UnixMicro()}}
+	start, end := wd.window(size, t)
+	key := store.Row{{Str: merchant}, {Str: size}, {Int: start}}
 	wd.keyBuf, _ = wd.s.EncodeKey(wd.keyBuf[:0], key) // merchant ids never hold NUL (cdc refuses them)
 	d := wd.m[string(wd.keyBuf)]
 	if d == nil {
-		d = &windowDelta{key: key, end: end.UnixMicro()}
+		d = &windowDelta{key: key, end: end}
 		wd.m[string(wd.keyBuf)] = d
 	}
 	return d

@@ -36,6 +36,20 @@ func (e *encoder) byte(v byte)   { e.b = append(e.b, v) }
 type decoder struct {
 	b   []byte
 	err error
+	// omit marks columns (bit i: column i of the table's current schema)
+	// whose values a reader does not want: they are skipped, and left
+	// zero, which spares allocating their strings.
+	omit uint64
+}
+
+// skipStr steps over a string.
+func (d *decoder) skipStr() {
+	n, k := binary.Uvarint(d.b)
+	if k <= 0 || uint64(len(d.b)-k) < n {
+		d.fail()
+		return
+	}
+	d.b = d.b[k+int(n):]
 }
 
 func (d *decoder) fail() {

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -29,8 +28,8 @@ func initialCheckpoint(stream string) Checkpoint {
 }
 
 // ProcessTx is one micro-batch of a stream inside one bbolt write
-// transaction: it reads the source's change feed, keeps the stream's own
-// state, writes derived tables and, through Commit, advances the checkpoint.
+// transaction: it reads the source's change feed and its keys' histories,
+// writes derived tables and, through Commit, advances the checkpoint.
 type ProcessTx struct {
 	ctx     context.Context
 	db      *DB
@@ -39,14 +38,15 @@ type ProcessTx struct {
 	src     *table
 	srcTB   *bolt.Bucket
 	srcLast int64
-	state   *bolt.Bucket
+	srcH    horizon
+	srcCDF  *bolt.Bucket
+	earlier Row    // Earlier's row storage
+	omit    uint64 // the columns SourceFeed's reader omits
+	stream  *bolt.Bucket
 	writers map[string]*TableWriter
 	buckets map[string]*bolt.Bucket
 	props   map[string]map[string]string
-	lastKey []byte
-	lastSet bool
 	commit  *commitReq
-	arena   []byte
 }
 
 type commitReq struct {
@@ -68,42 +68,6 @@ func (p *ProcessTx) SourceLatest() int64 { return p.srcLast }
 // be kept (a micro-batch reads millions of rows and keeps few).
 func (p *ProcessTx) SourceChanges(from, to int64, fn func(Change) error) error {
 	return p.src.changes(p.ctx, p.srcTB, from, to, true, fn)
-}
-
-// State returns the value the stream keeps for key (nil if none). The slice
-// is valid until the transaction ends.
-func (p *ProcessTx) State(key []byte) []byte { return p.state.Get(key) }
-
-// StateForEach walks the stream's state in key order (for a rebuild).
-func (p *ProcessTx) StateForEach(fn func(k, v []byte) error) error {
-	c := p.state.Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
-		if err := fn(k, v); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// PutState stores the stream's value for key; keys must come in increasing
-// order within a micro-batch. A nil value deletes the key. The value is
-// copied: the caller may reuse it.
-func (p *ProcessTx) PutState(key, value []byte) error {
-	if p.lastSet && bytes.Compare(key, p.lastKey) <= 0 {
-		return fmt.Errorf("state key %q after %q: %w", key, p.lastKey, ErrOutOfOrder)
-	}
-	p.lastKey, p.lastSet = append(p.lastKey[:0], key...), true
-	if value == nil {
-		return p.state.Delete(key)
-	}
-	// bbolt keeps the value until commit: copy it into a slab, so callers
-	// may reuse their buffer.
-	if cap(p.arena)-len(p.arena) < len(value) {
-		p.arena = make([]byte, 0, max(256<<10, len(value)))
-	}
-	start := len(p.arena)
-	p.arena = append(p.arena, value...)
-	return p.state.Put(key, p.arena[start:len(p.arena):len(p.arena)])
 }
 
 // Table returns the writer of derived table name's next version. Every
@@ -202,8 +166,7 @@ func (db *DB) Checkpoint(stream string) (Checkpoint, error) {
 
 // Process runs fn as one micro-batch of stream over source. If fn commits,
 // the new version of every derived table it wrote (rows, change feed,
-// commit info with the txn identifier), the stream's state and the
-// advanced checkpoint are written in ONE bbolt transaction: a crash at any
+// commit info with the txn identifier) and the advanced checkpoint are written in ONE bbolt transaction: a crash at any
 // instant leaves either all of it or none. It reports whether it committed.
 func (db *DB) Process(ctx context.Context, stream, source string, fn func(*ProcessTx) error) (Checkpoint, bool, error) {
 	src, err := db.table(source)
@@ -220,9 +183,14 @@ func (db *DB) Process(ctx context.Context, stream, source string, fn func(*Proce
 		if err != nil {
 			return err
 		}
-		state, err := sb.CreateBucketIfNotExists(subState)
-		if err != nil {
-			return err
+		// Releases before this one kept every transaction's contribution
+		// in a state bucket written each micro-batch; the key histories
+		// of the change feed replace it (see Earlier). Its pages go back
+		// to the free list.
+		if sb.Bucket(subState) != nil {
+			if err := sb.DeleteBucket(subState); err != nil {
+				return fmt.Errorf("drop the old state bucket: %w", err)
+			}
 		}
 		cp, err := readCheckpoint(sb, stream)
 		if err != nil {
@@ -244,7 +212,7 @@ func (db *DB) Process(ctx context.Context, stream, source string, fn func(*Proce
 		}
 		p := &ProcessTx{
 			ctx: ctx, db: db, tx: tx, cp: cp, src: src, srcTB: srcTB, srcLast: srcLast.Version,
-			state: state, writers: map[string]*TableWriter{}, buckets: map[string]*bolt.Bucket{},
+			srcH: horizonOf(srcTB), stream: sb, writers: map[string]*TableWriter{}, buckets: map[string]*bolt.Bucket{},
 			props: map[string]map[string]string{},
 		}
 		if err := fn(p); err != nil {

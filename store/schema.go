@@ -232,6 +232,11 @@ func (s *Schema) decodeBody(d *decoder, r Row) {
 		}
 		switch c := &s.Columns[i]; c.Type {
 		case String:
+			if d.omit&(1<<i) != 0 {
+				d.skipStr()
+				r[i] = Value{}
+				continue
+			}
 			r[i] = Value{Str: d.str()}
 		case Enum:
 			if j := d.uint(); j > 0 && j <= uint64(len(c.Enum)) {

@@ -344,12 +344,18 @@ func (t *table) decodeInto(key []byte, id uint64, d *decoder, dst Row) (Row, err
 			r = make(Row, len(cur.Columns))
 		}
 		r = r[:len(cur.Columns)]
-		if err := cur.decodeKey(key, r); err != nil {
+		if keys := uint64(1)<<cur.KeyColumns - 1; d.omit&keys == keys {
+			clear(r[:cur.KeyColumns])
+		} else if err := cur.decodeKey(key, r); err != nil {
 			return nil, err
 		}
 		cur.decodeBody(d, r)
 		return r, d.err
 	}
+	// omit names the current schema's columns: an old schema decodes whole.
+	omit := d.omit
+	d.omit = 0
+	defer func() { d.omit = omit }()
 	old := &t.schemas[id]
 	tmp := make(Row, len(old.Columns))
 	if err := old.decodeKey(key, tmp); err != nil {
