@@ -224,3 +224,54 @@ func TestReconcileFindsDifferences(t *testing.T) {
 		t.Errorf("differences\n got %+v\nwant %+v", rep.Differences, want)
 	}
 }
+
+// TestMaxRowsPerTrigger: a micro-batch ends with the raw version that
+// reaches MaxRowsPerTrigger change rows; a version larger than the bound is
+// still one micro-batch; the aggregates come out as without the bound.
+func TestMaxRowsPerTrigger(t *testing.T) {
+	ctx := context.Background()
+	ingest := func(db *store.DB) {
+		m := cdc.NewMerger(db, cdc.ParseOptions{}, nil)
+		// Versions of 3, 3, 10 and 2 rows; the last updates version 3's.
+		for v, n := range []int{3, 3, 10, 2} {
+			lines := []string{"transaction_id,upi_id,merchant_id,transaction_amount,transaction_time,transaction_status"}
+			for i := range n {
+				id, status := fmt.Sprintf("T%d-%02d", v, i), "completed"
+				if v == 3 {
+					id, status = fmt.Sprintf("T2-%02d", i), "refunded"
+				}
+				lines = append(lines, fmt.Sprintf("%s,u@bank,M%d,%d.00,2024-12-21 10:%02d:00,%s", id, i%3, 10*(i+1), i+v, status))
+			}
+			if _, err := m.IngestData(ctx, fmt.Sprintf("v%d.csv", v), []byte(strings.Join(lines, "\n")+"\n")); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	run := func(maxRows int64) (*store.DB, []string) {
+		db := openStore(t, t.TempDir())
+		ingest(db)
+		batches, err := agg.NewProcessor(db, agg.Options{MaxRowsPerTrigger: maxRows}).RunAvailableNow(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, b := range batches {
+			got = append(got, fmt.Sprintf("%d..%d:%d", b.FromVersion, b.ToVersion, b.ChangeRows))
+		}
+		return db, got
+	}
+	bounded, got := run(5)
+	// 3 < 5, then 6 >= 5: versions 1..2; version 3 alone holds 10; then 4
+	// (2 updates: a preimage and a postimage each).
+	if want := []string{"1..2:6", "3..3:10", "4..4:4"}; !slices.Equal(got, want) {
+		t.Errorf("micro-batches %v, want %v", got, want)
+	}
+	unbounded, got := run(-1)
+	if want := []string{"1..4:20"}; !slices.Equal(got, want) {
+		t.Errorf("unbounded: micro-batches %v, want %v", got, want)
+	}
+	if a, b := aggtest.AggregateLines(t, bounded, -1), aggtest.AggregateLines(t, unbounded, -1); a != b {
+		t.Errorf("bounded micro-batches:\n%s\nunbounded:\n%s", a, b)
+	}
+	mustReconcile(t, bounded)
+}

@@ -80,6 +80,11 @@ type StreamConfig struct {
 	Trigger string `mapstructure:"trigger"`
 	// MaxVersionsPerTrigger caps how many raw table versions one micro-batch reads.
 	MaxVersionsPerTrigger int `mapstructure:"max_versions_per_trigger"`
+	// MaxRowsPerTrigger caps the raw change rows one micro-batch reads (it
+	// ends with the raw version that reaches it; a single larger version
+	// is still one micro-batch): it bounds the processor's memory whatever
+	// the backlog.
+	MaxRowsPerTrigger int `mapstructure:"max_rows_per_trigger"`
 }
 
 // WindowsConfig configures the windowed merchant aggregates
@@ -150,6 +155,7 @@ func Default() Config {
 			Name:                  "merchant_aggregates",
 			Trigger:               "5s",
 			MaxVersionsPerTrigger: 100,
+			MaxRowsPerTrigger:     1_000_000,
 		},
 		Windows:         WindowsConfig{Sizes: []string{"1d", "1w"}, Timezone: "Asia/Kolkata"},
 		Export:          ExportConfig{Dir: "", Schedule: ""},

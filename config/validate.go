@@ -74,6 +74,9 @@ func (c Config) fieldErrors() []*FieldError {
 	if c.Stream.MaxVersionsPerTrigger < 1 {
 		check("stream.max_versions_per_trigger", badValue(c.Stream.MaxVersionsPerTrigger, "must be at least 1"))
 	}
+	if c.Stream.MaxRowsPerTrigger < 1 {
+		check("stream.max_rows_per_trigger", badValue(c.Stream.MaxRowsPerTrigger, "must be at least 1"))
+	}
 	check("windows.sizes", checkWindowSizes(c.Windows.Sizes))
 	if _, err := loadLocation(c.Windows.Timezone); err != nil {
 		check("windows.timezone", err)

@@ -457,6 +457,7 @@ func (d *Daemon) processor() *agg.Processor {
 	return agg.NewProcessor(d.db, agg.Options{
 		Stream:                cfg.Stream.Name,
 		MaxVersionsPerTrigger: cfg.Stream.MaxVersionsPerTrigger,
+		MaxRowsPerTrigger:     int64(cfg.Stream.MaxRowsPerTrigger),
 		Tables:                d.tables,
 		Logger:                d.log.With("component", "stream"),
 		Hook:                  d.batchHook,

@@ -35,7 +35,7 @@
 //   - configuration reloads: Reload (SIGHUP in `upicdc serve`) or a change to
 //     the config file re-read the configuration and apply log.level,
 //     inbox.poll_interval, inbox.settle, stream.trigger,
-//     stream.max_versions_per_trigger, export.schedule and shutdown_timeout;
+//     stream.max_versions_per_trigger, stream.max_rows_per_trigger, export.schedule and shutdown_timeout;
 //     other changed keys are reported as needing a restart.
 //   - the HTTP API (package httpapi) and the systemd watchdog, when enabled.
 //

@@ -27,6 +27,9 @@ func liveKeys() map[string]func(dst *config.Config, src config.Config) {
 		"stream.max_versions_per_trigger": func(d *config.Config, s config.Config) {
 			d.Stream.MaxVersionsPerTrigger = s.Stream.MaxVersionsPerTrigger
 		},
+		"stream.max_rows_per_trigger": func(d *config.Config, s config.Config) {
+			d.Stream.MaxRowsPerTrigger = s.Stream.MaxRowsPerTrigger
+		},
 		"export.schedule":  func(d *config.Config, s config.Config) { d.Export.Schedule = s.Export.Schedule },
 		"shutdown_timeout": func(d *config.Config, s config.Config) { d.ShutdownTimeout = s.ShutdownTimeout },
 	}

@@ -49,6 +49,7 @@ type StreamStatus struct {
 	Trigger               string `json:"trigger"`
 	TriggerKind           string `json:"trigger_kind"`
 	MaxVersionsPerTrigger int    `json:"max_versions_per_trigger"`
+	MaxRowsPerTrigger     int    `json:"max_rows_per_trigger"`
 	// State is "catching_up" (before the first catch-up is done), "running",
 	// or "stopped" (trigger availableNow: the catch-up is the only run).
 	State          string           `json:"state"`
@@ -149,8 +150,8 @@ func (d *Daemon) Status() (Status, error) {
 	}
 	st.Stream = StreamStatus{
 		Name: cfg.Stream.Name, Trigger: trig.String(), TriggerKind: trig.Kind.String(),
-		MaxVersionsPerTrigger: cfg.Stream.MaxVersionsPerTrigger,
-		State:                 state, Checkpoint: cp, VersionsBehind: l.behind, LagSeconds: l.lag.Seconds(),
+		MaxVersionsPerTrigger: cfg.Stream.MaxVersionsPerTrigger, MaxRowsPerTrigger: cfg.Stream.MaxRowsPerTrigger,
+		State: state, Checkpoint: cp, VersionsBehind: l.behind, LagSeconds: l.lag.Seconds(),
 	}
 	st.Inbox = InboxStatus{Dir: d.inboxDir(), BacklogFiles: backlog}
 	if !oldest.IsZero() {

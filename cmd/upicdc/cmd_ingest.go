@@ -22,6 +22,7 @@ func (a *app) processor(db *store.DB) *agg.Processor {
 	return agg.NewProcessor(db, agg.Options{
 		Stream:                a.cfg.Stream.Name,
 		MaxVersionsPerTrigger: a.cfg.Stream.MaxVersionsPerTrigger,
+		MaxRowsPerTrigger:     int64(a.cfg.Stream.MaxRowsPerTrigger),
 		Tables:                a.tables,
 		Logger:                a.log,
 	})
@@ -165,8 +166,8 @@ func newProcessCommand(a *app) *cobra.Command {
 		Use:   "process [--available-now]",
 		Short: "Run the stream processor until it has caught up, then exit",
 		Long: `Reads the raw table's change feed from the stream's checkpoint and updates every derived
-table (the merchant aggregates and windows), in micro-batches of at most stream.max_versions_per_trigger raw versions, each
-committed atomically with its checkpoint. Stops once it has caught up with the raw table as it
+table (the merchant aggregates and windows), in micro-batches of at most stream.max_versions_per_trigger raw versions and
+(unless one version alone has more) stream.max_rows_per_trigger change rows, each committed atomically with its checkpoint. Stops once it has caught up with the raw table as it
 was at start (like Spark's Trigger.AvailableNow, which --available-now names explicitly).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -43,7 +43,7 @@ func newServeCommand(a *app) *cobra.Command {
 
 SIGTERM or SIGINT finish the current MERGE and micro-batch and exit 0 within shutdown_timeout.
 SIGHUP, or a change to the config file, reloads log.level, inbox.poll_interval, stream.trigger,
-stream.max_versions_per_trigger, export.schedule and shutdown_timeout; other changed keys are
+stream.max_versions_per_trigger, stream.max_rows_per_trigger, export.schedule and shutdown_timeout; other changed keys are
 logged (and listed in /api/v1/status) as needing a restart. Under systemd (Type=notify) it
 reports READY=1 once caught up, RELOADING=1, STOPPING=1, and WATCHDOG=1 when WatchdogSec is set.
 Logs go to stderr at log.level (-v is not needed).`,
