@@ -178,7 +178,7 @@ func build(d Derived, u *Universe, have []store.Row) ([]store.Row, error) {
 // history, and every merchant ever seen: what a derived table is built from
 // by reconcile, backfill and reprocess.
 type Universe struct {
-	Txns      map[string]Contribution
+	Txns      []Contribution // in no particular order
 	Merchants map[string]bool
 	// RawVersion is the raw version the universe was recomputed at.
 	RawVersion int64

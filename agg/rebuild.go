@@ -114,7 +114,7 @@ func (p *Processor) rebuild(ctx context.Context, d Derived, op string) (RebuildR
 		if err != nil {
 			return err
 		}
-		u, _, n, err := replay(tx.SourceChanges, base, cp.SourceVersion, progress)
+		u, _, n, err := replay(tx.SourceChanges, base, cp.SourceVersion, int(tx.SourceRows(1, cp.SourceVersion)/2), progress)
 		if err != nil {
 			return err
 		}

@@ -39,9 +39,10 @@ func (r Report) OK() bool { return len(r.Differences) == 0 }
 // expected is a transaction's state replayed from the change feed, kept
 // deliberately apart from the processor's code path (step).
 type expected struct {
-	row  cdc.Row
-	live bool
-	c    Contribution
+	row   cdc.Row
+	live  bool
+	found bool // the raw table's scan met the transaction
+	c     Contribution
 }
 
 // changeSource is what replay reads: the raw change feed of from..to.
@@ -83,40 +84,73 @@ func expectedOf(id string, c Contribution) *expected {
 	return &expected{row: cdc.Row{TransactionID: id, MerchantID: c.MerchantID, Status: c.Status}, live: c.Live, c: c}
 }
 
+// replayed is every transaction's replayed state: txns[index[id]].
+type replayed struct {
+	index map[string]int32
+	txns  []expected
+}
+
+func (r *replayed) get(id string) *expected {
+	if i, ok := r.index[id]; ok {
+		return &r.txns[i]
+	}
+	return nil
+}
+
 // replay recomputes every transaction's contribution and current row from
 // the baseline (the state at the raw table's horizon, see retention.go)
-// and the raw change feed after it up to to.
-func replay(src changeSource, base *baseline, to int64, progress func(rows int64)) (*Universe, map[string]*expected, int64, error) {
+// and the raw change feed after it up to to. sizeHint is about how many
+// transactions to expect (0: unknown): a million-entry map and slice that
+// grow step by step cost more than the replay itself.
+func replay(src changeSource, base *baseline, to int64, sizeHint int, progress func(rows int64)) (*Universe, *replayed, int64, error) {
 	if base == nil {
 		base = emptyBaseline()
 	}
-	u := &Universe{Txns: map[string]Contribution{}, Merchants: base.merchants, RawVersion: to}
-	txns := base.txns
+	hint := max(sizeHint, len(base.txns))
+	rs := &replayed{index: make(map[string]int32, hint), txns: make([]expected, 0, hint)}
+	for id, e := range base.txns {
+		rs.index[id] = int32(len(rs.txns))
+		rs.txns = append(rs.txns, *e)
+	}
+	u := &Universe{Merchants: base.merchants, RawVersion: to}
+	merchants := map[string]string{} // one copy of each merchant id
 	var n int64
 	var err error
 	if to > base.version {
-		err = src(base.version+1, to, func(sc store.Change) error {
-			if n++; progress != nil && n%1_000_000 == 0 {
-				progress(n)
+		read := func(emit func(store.ChangeType, store.Row) error) error {
+			return src(base.version+1, to, func(sc store.Change) error {
+				if n++; progress != nil && n%1_000_000 == 0 {
+					progress(n)
+				}
+				if sc.Type == store.UpdatePreimage {
+					return nil
+				}
+				return emit(sc.Type, sc.Row)
+			})
+		}
+		err = pipelined(context.Background(), read, func(it *rawItem) error {
+			r := it.row
+			if m, ok := merchants[r.MerchantID]; ok {
+				r.MerchantID = m
+			} else {
+				merchants[r.MerchantID] = r.MerchantID
+				u.Merchants[r.MerchantID] = true
 			}
-			if sc.Type == store.UpdatePreimage {
-				return nil
+			i, ok := rs.index[r.TransactionID]
+			if !ok {
+				i = int32(len(rs.txns))
+				rs.index[r.TransactionID] = i
+				rs.txns = append(rs.txns, expected{})
 			}
-			r := cdc.RowOf(sc.Row)
-			e := txns[r.TransactionID]
-			if e == nil {
-				e = &expected{}
-				txns[r.TransactionID] = e
-			}
-			e.apply(sc.Type, r)
-			u.Merchants[r.MerchantID] = true
+			rs.txns[i].apply(it.typ, r)
 			return nil
 		})
 	}
-	for id, e := range txns {
-		u.Txns[id] = e.contribution()
+	u.Txns = make([]Contribution, len(rs.txns))
+	for i := range rs.txns {
+		u.Txns[i] = rs.txns[i].contribution()
 	}
-	return u, txns, n, err
+	return u, rs, n, err
 }
 
 // Reconcile recomputes every derived table from the raw table's whole change
@@ -172,11 +206,15 @@ func Reconcile(ctx context.Context, db *store.DB, stream string, cfg Config) (Re
 			return rep, fmt.Errorf("reconcile: raw table at the horizon: %w", err)
 		}
 	}
-	u, txns, n, err := replay(src, base, cp.SourceVersion, nil)
+	hint, err := rawRowsHint(snap)
 	if err != nil {
 		return rep, fmt.Errorf("reconcile: %w", err)
 	}
-	rep.ChangeRows, rep.Transactions, rep.Merchants = n, len(txns), len(u.Merchants)
+	u, txns, n, err := replay(src, base, cp.SourceVersion, hint, nil)
+	if err != nil {
+		return rep, fmt.Errorf("reconcile: %w", err)
+	}
+	rep.ChangeRows, rep.Transactions, rep.Merchants = n, len(txns.txns), len(u.Merchants)
 
 	stored := map[string][]store.Row{}
 	for _, d := range derived {
@@ -206,11 +244,16 @@ func Reconcile(ctx context.Context, db *store.DB, stream string, cfg Config) (Re
 	}
 
 	// The raw table's stored rows must equal its change feed replayed.
-	found := make(map[string]bool)
-	if _, err := snap.Scan(ctx, cdc.RawTable, cp.SourceVersion, store.KeyRange{}, func(sr store.Row) error {
-		r := cdc.RowOf(sr)
-		found[r.TransactionID] = true
-		e := txns[r.TransactionID]
+	scanRaw := func(emit func(store.ChangeType, store.Row) error) error {
+		_, err := snap.Scan(ctx, cdc.RawTable, cp.SourceVersion, store.KeyRange{}, func(sr store.Row) error { return emit(store.Insert, sr) })
+		return err
+	}
+	if err := pipelined(ctx, scanRaw, func(it *rawItem) error {
+		r := it.row
+		e := txns.get(r.TransactionID)
+		if e != nil {
+			e.found = true
+		}
 		switch {
 		case e == nil || !e.live:
 			rep.Differences = append(rep.Differences, Difference{Table: cdc.RawTable, Key: r.TransactionID, Column: "(row)", Stored: "present", Expected: "absent"})
@@ -222,8 +265,8 @@ func Reconcile(ctx context.Context, db *store.DB, stream string, cfg Config) (Re
 		return rep, fmt.Errorf("reconcile: %w", err)
 	}
 	var missing []string
-	for id, e := range txns {
-		if e.live && !found[id] {
+	for id, i := range txns.index {
+		if e := &txns.txns[i]; e.live && !e.found {
 			missing = append(missing, id)
 		}
 	}
@@ -232,6 +275,20 @@ func Reconcile(ctx context.Context, db *store.DB, stream string, cfg Config) (Re
 		rep.Differences = append(rep.Differences, Difference{Table: cdc.RawTable, Key: id, Column: "(row)", Stored: "absent", Expected: "present"})
 	}
 	return rep, nil
+}
+
+// rawRowsHint is about how many transactions the raw table has seen: the
+// rows its commits inserted.
+func rawRowsHint(snap *store.Snapshot) (int, error) {
+	hist, err := snap.History(cdc.RawTable)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, ci := range hist {
+		n += ci.OperationMetrics["numTargetRowsInserted"]
+	}
+	return int(min(n, 1<<26)), nil
 }
 
 // diffRows compares stored rows with expected ones, both in key order.
