@@ -10,9 +10,10 @@ import (
 )
 
 // Contribution is what one transaction currently adds to the derived
-// tables. Keeping it per transaction (the stream's state, keyed by
-// transaction_id) is what makes replays and no-op updates unable to double
-// count: a new image replaces the old contribution, it never adds to it.
+// tables, a function of its images so far. Computing it per transaction
+// (before a micro-batch from its earlier images, after from those plus the
+// batch's) is what makes replays and no-op updates unable to double count:
+// a new image replaces the old contribution, it never adds to it.
 type Contribution struct {
 	MerchantID string
 	// HasSale: the transaction had a completed image; Sale is the amount of

@@ -26,13 +26,16 @@
 //     skipped rows).
 //
 // Besides the tables the file holds the ledger of ingested files (keyed by
-// sha256) and, per stream, its checkpoint and its state (opaque values by
-// key, such as each transaction's contribution).
+// sha256) and, per stream, its checkpoint and, after a vacuum, its
+// baseline (opaque values by key: what the stream had folded from the
+// removed change feed, such as each transaction's contribution). A stream
+// keeps no other state: what it needs of a key's past it reads from the
+// source's history chain (ProcessTx.Earlier).
 //
 // Atomicity is bbolt's, in two places: a commit of a source table (rows,
 // change feed, notes, commit log, ledger entry) is one db.Update in
-// DB.Write; a micro-batch (every derived table's new version, the stream's
-// state, the checkpoint) is one db.Update in DB.Process. That is the whole
+// DB.Write; a micro-batch (every derived table's new version and the
+// checkpoint) is one db.Update in DB.Process. That is the whole
 // exactly-once story. Readers use bbolt's MVCC read transactions (Snapshot
 // for several reads that must agree) and never block the writer.
 //
