@@ -181,10 +181,11 @@ func openInspected(path string, opts Options) (*bolt.DB, error) {
 	return bdb, nil
 }
 
-// openBolt opens the bbolt file. A write open makes bbolt walk every page
-// (it rebuilds the freelist): after the inspection it cannot meet a bad
-// page, but if it did, its panic comes back as an error, and the file handle
-// bbolt opened stays open until the process exits.
+// openBolt opens the bbolt file. A write open of a file written without a
+// freelist (by an earlier release) makes bbolt walk every page once to
+// rebuild it: after the inspection it cannot meet a bad page, but if it
+// did, its panic comes back as an error, and the file handle bbolt opened
+// stays open until the process exits.
 func openBolt(path string, opts Options, readOnly bool) (*bolt.DB, error) {
 	var bdb *bolt.DB
 	err := guardedBolt{path: path, log: opts.Logger}.guard(func() error {
@@ -197,9 +198,18 @@ func openBolt(path string, opts Options, readOnly bool) (*bolt.DB, error) {
 			// Only a new file takes it; an existing file keeps its page size.
 			PageSize: 8192,
 			ReadOnly: readOnly,
-			// The freelist is rebuilt on open instead of being written on every
-			// commit: a big file's freelist would otherwise cost each commit.
-			NoFreelistSync: true,
+			// The freelist is written with every commit (a few hundred KB
+			// at most, beside the pages a commit writes) rather than
+			// rebuilt at each open: the rebuild reads every page of the
+			// mapped file, which cost a second per GB and put the whole
+			// file in the resident set of every `ingest` and `process`.
+			NoFreelistSync: false,
+			// A commit that outgrows the mapping remaps the file, and a
+			// remap waits for every open read transaction: readers would
+			// then block the writer. Mapping 1 GiB from the start (address
+			// space, not memory) makes that rare: bbolt then grows the
+			// mapping in 1 GiB steps.
+			InitialMmapSize: 1 << 30,
 			FreelistType:   bolt.FreelistMapType,
 		})
 		return err

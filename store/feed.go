@@ -31,6 +31,19 @@ func (r *FeedRecord) HasEarlier() bool { return r.hasPrev }
 
 var errFeedFull = errors.New("micro-batch full")
 
+// residentBudget is how many bytes of the mapped file a micro-batch reads
+// before it hands the mapping's pages back (see releaseMapped): the
+// resident set stays within about this much of file pages.
+const residentBudget = 256 << 20
+
+// touch counts n bytes of the mapped file read.
+func (p *ProcessTx) touch(n int) {
+	if p.touched += n; p.touched >= residentBudget {
+		releaseMapped(p.tx)
+		p.touched = 0
+	}
+}
+
 // FeedOptions says what SourceFeed reads.
 type FeedOptions struct {
 	// From and To are the source versions to read.
@@ -105,6 +118,7 @@ func (p *ProcessTx) SourceFeed(o FeedOptions, fn func(*FeedRecord) error) (int64
 				return err
 			}
 		}
+		p.touch(len(chunk))
 		return nil
 	})
 	if errors.Is(err, errFeedFull) {
@@ -141,6 +155,7 @@ func (p *ProcessTx) Earlier(r *FeedRecord, fn func(ChangeType, Row) (bool, error
 			return false, fmt.Errorf("%s history at version %d: %w", p.src.name, at.version, err)
 		}
 		p.earlier = img.row
+		p.touch(4096) // a page, about
 		more, err := fn(img.typ, img.row)
 		if err != nil || !more {
 			return false, err

@@ -42,6 +42,7 @@ type ProcessTx struct {
 	srcCDF  *bolt.Bucket
 	earlier Row    // Earlier's row storage
 	omit    uint64 // the columns SourceFeed's reader omits
+	touched int    // file bytes read since the mapping was last released
 	stream  *bolt.Bucket
 	writers map[string]*TableWriter
 	buckets map[string]*bolt.Bucket
