@@ -13,12 +13,7 @@ import (
 
 // readImage decodes the change-feed record at ref.
 func (t *table) readImage(cdf *bolt.Bucket, ref imageRef) (image, error) {
-	chunk := cdf.Get(chunkKey(ref.version, ref.chunk))
-	if chunk == nil || int(ref.offset) >= len(chunk) {
-		return image{}, fmt.Errorf("%w: no change record at %d/%d/%d", ErrCorrupt, ref.version, ref.chunk, ref.offset)
-	}
-	d := decoder{b: chunk[ref.offset:]}
-	return t.decodeRecord(&d)
+	return t.recordAt(cdf.Get(chunkKey(ref.version, ref.chunk)), ref, nil)
 }
 
 // imageAt walks a key's image chain back from its current image to the

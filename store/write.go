@@ -108,6 +108,9 @@ type TableWriter struct {
 	// back pointer; hasPrev is false for a key never seen before.
 	prev    imageRef
 	hasPrev bool
+	// prevRow is the image at prev (a copy): an update whose preimage it is
+	// writes no preimage record (see recImplied).
+	prevRow Row
 	// looked is the key of the last Get and what it found.
 	lookedKey   []byte
 	lookedRef   imageRef
@@ -219,6 +222,9 @@ func (w *TableWriter) put(t ChangeType, r Row, before Row, deletedAt int64) erro
 		w.started = true
 		w.lastKey = append(w.lastKey[:0], w.keyBuf...)
 		w.hasPrev, w.prev = w.lookedFound, w.lookedRef
+		if w.hasPrev {
+			w.prevRow = append(w.prevRow[:0], w.getBuf...) // what Get decoded: the image at prev
+		}
 		if w.hasPrev && w.h.removed(w.prev.version) {
 			if err := w.keepBase(); err != nil {
 				return err
@@ -236,10 +242,17 @@ func (w *TableWriter) put(t ChangeType, r Row, before Row, deletedAt int64) erro
 		}
 	}
 	id := w.t.schemaID()
+	implied := false
 	if before != nil {
-		w.cdf.enc.record(w.s, id, UpdatePreimage, w.keyBuf, before, nil, 0)
-		if err := w.cdf.next(); err != nil {
-			return err
+		// The preimage is the key's previous image, which the postimage's
+		// back pointer reaches: write it only if it is not.
+		if implied = w.hasPrev && rowsEqual(before, w.prevRow); !implied {
+			w.cdf.enc.record(w.s, id, UpdatePreimage, w.keyBuf, before, nil, false, 0)
+			if err := w.cdf.next(); err != nil {
+				return err
+			}
+		} else {
+			w.cdf.rows++ // still a change-feed row, read from the previous image
 		}
 	}
 	var prev *imageRef
@@ -247,10 +260,11 @@ func (w *TableWriter) put(t ChangeType, r Row, before Row, deletedAt int64) erro
 		prev = &w.prev
 	}
 	ref := w.cdf.pos()
-	w.cdf.enc.record(w.s, id, t, w.keyBuf, r, prev, deletedAt)
+	w.cdf.enc.record(w.s, id, t, w.keyBuf, r, prev, implied, deletedAt)
 	if err := w.cdf.next(); err != nil {
 		return err
 	}
+	w.prevRow = append(w.prevRow[:0], r...)
 	w.prev, w.hasPrev = ref, true
 	if w.recording {
 		w.changes = append(w.changes, Change{Type: t, Version: w.version, Row: slices.Clone(r)})
