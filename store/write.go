@@ -21,6 +21,9 @@ import (
 // delete record points at the key's previous one).
 const rowFormat byte = 2
 
+// rowsFill is the rows tree's bbolt FillPercent (see newTableWriter).
+const rowsFill = 0.9
+
 // current is a decoded rows value.
 type current struct {
 	row       Row
@@ -124,9 +127,17 @@ type TableWriter struct {
 	// recording: keep a copy of every change written, for Changes.
 	recording bool
 	changes   []Change
+	// oldForm writes change records as releases before the one-byte header
+	// did (a full update_preimage record per update): tests build the stores
+	// those releases left with it.
+	oldForm bool
 }
 
 func newTableWriter(ctx context.Context, t *table, tb *bolt.Bucket, version int64) *TableWriter {
+	// bbolt splits a page at FillPercent (default half): keys that grow with
+	// time (UPI ids are time-ordered) are appended to the last page, so every
+	// page the split leaves behind stays at that fill for good.
+	tb.Bucket(subRows).FillPercent = rowsFill
 	return &TableWriter{
 		ctx: ctx, t: t, s: t.schema(), version: version,
 		rows:  tb.Bucket(subRows),
@@ -242,6 +253,9 @@ func (w *TableWriter) put(t ChangeType, r Row, before Row, deletedAt int64) erro
 		}
 	}
 	id := w.t.schemaID()
+	if w.oldForm {
+		return w.putOld(t, r, before, id, deletedAt)
+	}
 	implied := false
 	if before != nil {
 		// The preimage is the key's previous image, which the postimage's
@@ -269,6 +283,33 @@ func (w *TableWriter) put(t ChangeType, r Row, before Row, deletedAt int64) erro
 	if w.recording {
 		w.changes = append(w.changes, Change{Type: t, Version: w.version, Row: slices.Clone(r)})
 	}
+	deleted := t == Delete
+	cur := w.value(func(b []byte) []byte { return encodeCurrent(b, w.s, id, r, ref, deleted, deletedAt) })
+	if err := w.rows.Put(w.keyBuf, cur); err != nil {
+		return fmt.Errorf("key %q: %w", w.keyBuf, err)
+	}
+	return nil
+}
+
+// putOld is put's tail in the old record form.
+func (w *TableWriter) putOld(t ChangeType, r, before Row, id uint64, deletedAt int64) error {
+	if before != nil {
+		w.cdf.enc.recordOld(w.s, id, UpdatePreimage, w.keyBuf, before, nil, 0)
+		if err := w.cdf.next(); err != nil {
+			return err
+		}
+	}
+	var prev *imageRef
+	if w.hasPrev {
+		prev = &w.prev
+	}
+	ref := w.cdf.pos()
+	w.cdf.enc.recordOld(w.s, id, t, w.keyBuf, r, prev, deletedAt)
+	if err := w.cdf.next(); err != nil {
+		return err
+	}
+	w.prev, w.hasPrev = ref, true
+	w.prevRow = append(w.prevRow[:0], r...)
 	deleted := t == Delete
 	cur := w.value(func(b []byte) []byte { return encodeCurrent(b, w.s, id, r, ref, deleted, deletedAt) })
 	if err := w.rows.Put(w.keyBuf, cur); err != nil {
