@@ -359,8 +359,12 @@ func (t *table) feed(ctx context.Context, tb *bolt.Bucket, from, to int64, opts 
 	if err != nil {
 		return err
 	}
+	cdf, err := subBucket(tb, subCDF)
+	if err != nil {
+		return err
+	}
 	times := commitTimes(tb)
-	f := &feedReader{t: t, cdf: tb.Bucket(subCDF), h: horizonOf(tb), opts: opts}
+	f := &feedReader{t: t, cdf: cdf, h: horizonOf(tb), opts: opts}
 	return forChunks(ctx, f.cdf, from, to, func(ver int64, chunk []byte) error {
 		ts, err := times(ver)
 		if err != nil {

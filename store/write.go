@@ -21,7 +21,8 @@ import (
 // delete record points at the key's previous one).
 const rowFormat byte = 2
 
-// rowsFill is the rows tree's bbolt FillPercent (see newTableWriter).
+// rowsFill is the rows tree's bbolt FillPercent for a commit whose new
+// keys are appended (see TableWriter.flush).
 const rowsFill = 0.9
 
 // current is a decoded rows value.
@@ -127,6 +128,10 @@ type TableWriter struct {
 	// recording: keep a copy of every change written, for Changes.
 	recording bool
 	changes   []Change
+	// tail is the rows tree's last key before this commit; appended and
+	// inserted count the new keys after it and the others (see flush).
+	tail               []byte
+	appended, inserted int64
 	// oldForm writes change records as releases before the one-byte header
 	// did (a full update_preimage record per update): tests build the stores
 	// those releases left with it.
@@ -134,11 +139,9 @@ type TableWriter struct {
 }
 
 func newTableWriter(ctx context.Context, t *table, tb *bolt.Bucket, version int64) *TableWriter {
-	// bbolt splits a page at FillPercent (default half): keys that grow with
-	// time (UPI ids are time-ordered) are appended to the last page, so every
-	// page the split leaves behind stays at that fill for good.
-	tb.Bucket(subRows).FillPercent = rowsFill
-	return &TableWriter{
+	rows := tb.Bucket(subRows)
+	tail, _ := rows.Cursor().Last()
+	return &TableWriter{tail: slices.Clone(tail),
 		ctx: ctx, t: t, s: t.schema(), version: version,
 		rows:  tb.Bucket(subRows),
 		cdf:   newChunkWriter(tb.Bucket(subCDF), version),
@@ -233,6 +236,13 @@ func (w *TableWriter) put(t ChangeType, r Row, before Row, deletedAt int64) erro
 		w.started = true
 		w.lastKey = append(w.lastKey[:0], w.keyBuf...)
 		w.hasPrev, w.prev = w.lookedFound, w.lookedRef
+		switch {
+		case w.hasPrev:
+		case bytes.Compare(w.keyBuf, w.tail) > 0:
+			w.appended++
+		default:
+			w.inserted++
+		}
 		if w.hasPrev {
 			w.prevRow = append(w.prevRow[:0], w.getBuf...) // what Get decoded: the image at prev
 		}
@@ -365,6 +375,15 @@ func (w *TableWriter) Note(b []byte) error {
 }
 
 func (w *TableWriter) flush() error {
+	// bbolt splits a page at FillPercent (default half) when the commit
+	// writes it out: keys appended past the tree's last one (UPI ids grow
+	// with time) fill the last page and split it, and each page a split
+	// leaves behind keeps that fill for good. A commit that mostly appends
+	// packs pages full; one that inserts among existing keys keeps bbolt's
+	// half, which leaves room for the next inserts there.
+	if w.appended > 0 && w.inserted*10 <= w.appended {
+		w.rows.FillPercent = rowsFill
+	}
 	if err := w.cdf.flush(); err != nil {
 		return err
 	}
