@@ -85,8 +85,9 @@ func (w *chunkWriter) pos() imageRef {
 // full copy of the old row) before its update_postimage.
 //
 // The new form has one header byte, recNew | type-1 | flags | schema id
-// (ids 0..6 inline, 7: a uvarint follows with the id), then the key, body,
-// back pointer and ordering value as before. An update_postimage with
+// (ids 0..6 inline, 7: a uvarint follows with the id), then the key, body
+// (its Timestamp columns in putTime's compact encoding), back pointer and
+// ordering value as before. An update_postimage with
 // recImplied has no update_preimage record: its preimage is the image its
 // back pointer reaches (the key's previous image, which is what an update's
 // preimage is), so an update stores its row once in the change feed instead
@@ -122,6 +123,7 @@ func (e *encoder) record(s *Schema, id uint64, t ChangeType, key []byte, r Row, 
 		e.uint(id)
 	}
 	e.bytes(key)
+	e.compactTime = true
 	s.body(e, r)
 	if prev != nil {
 		e.ref(*prev)
@@ -141,6 +143,7 @@ func (e *encoder) recordOld(s *Schema, id uint64, t ChangeType, key []byte, r Ro
 	e.byte(flags)
 	e.uint(id)
 	e.bytes(key)
+	e.compactTime = false
 	s.body(e, r)
 	if prev != nil {
 		e.ref(*prev)
@@ -179,6 +182,7 @@ func (t *table) decodeRecordInto(d *decoder, dst Row) (image, error) {
 		if id = uint64(h>>recIDShift) & 7; id == recIDInline {
 			id = d.uint()
 		}
+		d.compactTime = true
 		if img.implied && (img.typ != UpdatePostimage || !hasPrev) && d.err == nil {
 			d.err = fmt.Errorf("%w: implied preimage on a %s record", ErrCorrupt, img.typ)
 		}
@@ -186,6 +190,7 @@ func (t *table) decodeRecordInto(d *decoder, dst Row) (image, error) {
 		img.typ = ChangeType(h)
 		hasPrev = d.byte()&flagHasPrev != 0
 		id = d.uint()
+		d.compactTime = false
 	}
 	key := d.rawBytes()
 	if d.err != nil {

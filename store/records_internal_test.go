@@ -431,3 +431,94 @@ func TestRecordHeaderSchemaIDs(t *testing.T) {
 		t.Errorf("implied preimage on an insert: %v, want ErrCorrupt", err)
 	}
 }
+
+// TestCompactTimestamps: putTime round-trips every int64, and takes 4 bytes
+// 5 bytes for a time of 2025 to the second, 6 to the millisecond (a plain
+// varint: 8).
+func TestCompactTimestamps(t *testing.T) {
+	vals := []int64{0, 1, -1, timeEpoch, timeEpoch + 1, timeEpoch - 1, timeEpoch + 1000, timeEpoch - 1_000_000,
+		1<<63 - 1, -1 << 63, 1<<62 + 5, -1<<62 - 5, 1 << 61, -(1 << 61)}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 10000 {
+		vals = append(vals, int64(rng.Uint64()), timeEpoch+rng.Int64N(1<<50)-1<<49, (timeEpoch+rng.Int64N(1<<40))/1000*1000)
+	}
+	for _, v := range vals {
+		var e encoder
+		e.putTime(v)
+		d := decoder{b: e.b}
+		if got := d.getTime(); got != v || d.err != nil || len(d.b) != 0 {
+			t.Fatalf("putTime(%d) decodes to %d (%v, %d bytes left)", v, got, d.err, len(d.b))
+		}
+	}
+	for _, c := range []struct {
+		at   time.Time
+		size int
+	}{
+		{time.Date(2025, 6, 1, 10, 0, 0, 0, time.UTC), 5},
+		{time.Date(2025, 6, 1, 10, 0, 0, 123_000_000, time.UTC), 6},
+	} {
+		var e encoder
+		e.putTime(c.at.UnixMicro())
+		if len(e.b) != c.size {
+			t.Errorf("%v: %d bytes, want %d", c.at, len(e.b), c.size)
+		}
+	}
+}
+
+// TestRowsFormat2StillReads: rows values of format 2 (plain varint
+// timestamps, as earlier releases wrote) read as format 3's do, also once a
+// new release updates some of them.
+func TestRowsFormat2StillReads(t *testing.T) {
+	ctx := context.Background()
+	db := recOpen(t)
+	at := time.Date(2025, 3, 4, 5, 6, 7, 890_000_000, time.UTC)
+	put := func(old bool, rows ...Row) {
+		t.Helper()
+		if _, err := db.Write(ctx, "items", WriteMeta{}, func(w *TableWriter) error {
+			w.oldForm = old
+			for _, r := range rows {
+				if _, err := w.Upsert(r); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := Row{S("a"), S("o"), M(1), T(at), S("new"), Null()}
+	b := Row{S("b"), S("o"), M(2), T(at.Add(time.Microsecond)), S("done"), S("x")}
+	put(true, a, b)
+	formats := func() string {
+		var out []string
+		if err := db.bolt.View(func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketTables).Bucket([]byte("items")).Bucket(subRows).ForEach(func(k, v []byte) error {
+				out = append(out, fmt.Sprintf("%s:%d", k, v[0]))
+				return nil
+			})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return strings.Join(out, " ")
+	}
+	if got := formats(); got != "a:2 b:2" {
+		t.Fatalf("rows formats %s", got)
+	}
+	b2 := slices.Clone(b)
+	b2[2] = M(3)
+	put(false, b2)
+	if got := formats(); got != "a:2 b:3" {
+		t.Fatalf("rows formats %s", got)
+	}
+	for _, want := range []Row{a, b2} {
+		got, found, err := db.Get("items", -1, want[:1])
+		if err != nil || !found || !rowsEqual(got, want) {
+			t.Errorf("get %s: %v %v %v, want %v", want[0].Str, got, found, err, want)
+		}
+	}
+	if got := strings.Join(feedText(t, db, 0), "\n"); got != strings.Join([]string{
+		"1 insert " + fmt.Sprint(a), "1 insert " + fmt.Sprint(b),
+		"2 update_preimage " + fmt.Sprint(b), "2 update_postimage " + fmt.Sprint(b2)}, "\n") {
+		t.Errorf("feed:\n%s", got)
+	}
+}

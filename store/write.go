@@ -18,8 +18,13 @@ import (
 // image's change record sits, the tombstone's ordering value when deleted,
 // then the body. The rows tree holds one entry per key, not per image: the
 // change feed is each key's history (every insert, update_postimage and
-// delete record points at the key's previous one).
-const rowFormat byte = 2
+// delete record points at the key's previous one). Format 3 encodes the
+// body's Timestamp columns compactly (encoder.putTime); format 2, which
+// earlier releases wrote, as plain varints. Both are read.
+const (
+	rowFormat    byte = 3
+	rowFormatOld byte = 2
+)
 
 // rowsFill is the rows tree's bbolt FillPercent for a commit whose new
 // keys are appended (see TableWriter.flush).
@@ -34,8 +39,13 @@ type current struct {
 }
 
 func encodeCurrent(dst []byte, s *Schema, id uint64, r Row, at imageRef, deleted bool, deletedAt int64) []byte {
-	e := encoder{b: dst}
-	e.byte(rowFormat)
+	return encodeCurrentIn(rowFormat, dst, s, id, r, at, deleted, deletedAt)
+}
+
+// encodeCurrentIn is encodeCurrent in format f (tests write format 2).
+func encodeCurrentIn(f byte, dst []byte, s *Schema, id uint64, r Row, at imageRef, deleted bool, deletedAt int64) []byte {
+	e := encoder{b: dst, compactTime: f == rowFormat}
+	e.byte(f)
 	var flags byte
 	if deleted {
 		flags |= flagDeleted
@@ -58,7 +68,11 @@ func (t *table) decodeCurrent(key, v []byte) (current, error) {
 // storage when it is large enough.
 func (t *table) decodeCurrentInto(key, v []byte, dst Row) (current, error) {
 	d := decoder{b: v}
-	if f := d.byte(); f != rowFormat {
+	switch f := d.byte(); f {
+	case rowFormat:
+		d.compactTime = true
+	case rowFormatOld:
+	default:
 		return current{}, fmt.Errorf("%w: row value format %d", ErrCorrupt, f)
 	}
 	flags := d.byte()
@@ -132,9 +146,9 @@ type TableWriter struct {
 	// inserted count the new keys after it and the others (see flush).
 	tail               []byte
 	appended, inserted int64
-	// oldForm writes change records as releases before the one-byte header
-	// did (a full update_preimage record per update): tests build the stores
-	// those releases left with it.
+	// oldForm writes change records and rows values as releases before the
+	// one-byte header did (a full update_preimage record per update, rows
+	// format 2): tests build the stores those releases left with it.
 	oldForm bool
 }
 
@@ -321,7 +335,9 @@ func (w *TableWriter) putOld(t ChangeType, r, before Row, id uint64, deletedAt i
 	w.prev, w.hasPrev = ref, true
 	w.prevRow = append(w.prevRow[:0], r...)
 	deleted := t == Delete
-	cur := w.value(func(b []byte) []byte { return encodeCurrent(b, w.s, id, r, ref, deleted, deletedAt) })
+	cur := w.value(func(b []byte) []byte {
+		return encodeCurrentIn(rowFormatOld, b, w.s, id, r, ref, deleted, deletedAt)
+	})
 	if err := w.rows.Put(w.keyBuf, cur); err != nil {
 		return fmt.Errorf("key %q: %w", w.keyBuf, err)
 	}
