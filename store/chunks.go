@@ -9,10 +9,17 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// chunkTarget is the size at which a change-feed chunk is written out. Big
-// enough that a 100k-row commit is a few dozen sequential puts, small enough
-// that readers stream a version without holding it whole.
+// chunkTarget is about the size at which a change-feed chunk is written
+// out. Big enough that a 100k-row commit is a few dozen sequential puts,
+// small enough that readers stream a version without holding it whole.
 const chunkTarget = 64 << 10
+
+// chunkSlack is what a chunk leaves of its pages for bbolt's page header and
+// leaf element and key, and for the record that takes it past its target
+// (one of up to about 250 bytes). A chunk written out once past 64 KiB
+// itself spilled into one more page by a few bytes: bbolt stores a value in
+// whole pages, so 6% of the change feed was pages holding almost nothing.
+const chunkSlack = 300
 
 // chunkWriter appends records to the chunks of one version in an
 // append-only bucket (cdf or stale).
@@ -22,17 +29,21 @@ type chunkWriter struct {
 	n       uint32
 	rows    int64
 	enc     encoder
+	target  int // write a chunk out once it is this big
 }
 
 func newChunkWriter(b *bolt.Bucket, version int64) *chunkWriter {
 	b.FillPercent = 1.0 // keys only ever grow: pack pages full
-	return &chunkWriter{b: b, version: version}
+	// The whole pages chunkTarget takes, less chunkSlack.
+	ps := b.Tx().DB().Info().PageSize
+	target := (chunkTarget+ps-1)/ps*ps - chunkSlack
+	return &chunkWriter{b: b, version: version, target: target}
 }
 
 // next is called after each record is encoded into w.enc.
 func (w *chunkWriter) next() error {
 	w.rows++
-	if len(w.enc.b) >= chunkTarget {
+	if len(w.enc.b) >= w.target {
 		return w.flush()
 	}
 	return nil

@@ -522,3 +522,28 @@ func TestRowsFormat2StillReads(t *testing.T) {
 		t.Errorf("feed:\n%s", got)
 	}
 }
+
+// TestChunksFitTheirPages: a change-feed chunk, with bbolt's page header,
+// leaf element and key, fits the 64 KiB of pages it is sized for instead of
+// spilling a few bytes into one page more.
+func TestChunksFitTheirPages(t *testing.T) {
+	db := recOpen(t)
+	recWorkload(t, db, 6, func(int) bool { return false })
+	ps := db.bolt.Info().PageSize
+	limit := (chunkTarget+ps-1)/ps*ps - 16 - 16 - 12
+	n := 0
+	if err := db.bolt.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketTables).Bucket([]byte("items")).Bucket(subCDF).ForEach(func(k, v []byte) error {
+			n++
+			if len(v) > limit {
+				t.Errorf("chunk %x: %d bytes, more than the %d its pages hold", k, len(v), limit)
+			}
+			return nil
+		})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n < 10 {
+		t.Errorf("%d chunks", n)
+	}
+}
