@@ -210,7 +210,7 @@ func openBolt(path string, opts Options, readOnly bool) (*bolt.DB, error) {
 			// space, not memory) makes that rare: bbolt then grows the
 			// mapping in 1 GiB steps.
 			InitialMmapSize: 1 << 30,
-			FreelistType:   bolt.FreelistMapType,
+			FreelistType:    bolt.FreelistMapType,
 		})
 		return err
 	})

@@ -23,7 +23,12 @@ func chunkKey(v int64, n uint32) []byte {
 	return b[:]
 }
 
-type encoder struct{ b []byte }
+type encoder struct {
+	b []byte
+	// compactTime encodes Timestamp columns with putTime (the new record
+	// form and rows format 3); without it they are plain varints.
+	compactTime bool
+}
 
 func (e *encoder) str(s string) {
 	e.b = binary.AppendUvarint(e.b, uint64(len(s)))
@@ -36,6 +41,8 @@ func (e *encoder) byte(v byte)   { e.b = append(e.b, v) }
 type decoder struct {
 	b   []byte
 	err error
+	// compactTime: Timestamp columns were encoded with putTime.
+	compactTime bool
 	// omit marks columns (bit i: column i of the table's current schema)
 	// whose values a reader does not want: they are skipped, and left
 	// zero, which spares allocating their strings.
@@ -133,4 +140,47 @@ func (e *encoder) ref(r imageRef) {
 
 func (d *decoder) ref() imageRef {
 	return imageRef{version: int64(d.uint()), chunk: uint32(d.uint()), offset: uint32(d.uint())}
+}
+
+// timeEpoch is 2024-01-01T00:00:00Z in microseconds: compact timestamps are
+// counted from it.
+const timeEpoch int64 = 1_704_067_200_000_000
+
+// putTime encodes a Timestamp (µs) compactly: the offset from timeEpoch in
+// whole seconds, milliseconds or microseconds, whichever is exact, zigzagged,
+// with the unit in the low two bits of one uvarint (3: a plain varint of the
+// value follows). A time of 2025 to the second takes 4 bytes, to the
+// millisecond 6, against 8 as a plain varint.
+func (e *encoder) putTime(v int64) {
+	d := v - timeEpoch // wraps for far-off values; getTime wraps it back
+	unit, x := uint64(0), d
+	switch {
+	case d%1_000_000 == 0:
+		unit, x = 2, d/1_000_000
+	case d%1_000 == 0:
+		unit, x = 1, d/1_000
+	}
+	z := uint64(x<<1) ^ uint64(x>>63)
+	if z >= 1<<62 {
+		e.uint(3)
+		e.int(v)
+		return
+	}
+	e.uint(z<<2 | unit)
+}
+
+func (d *decoder) getTime() int64 {
+	u := d.uint()
+	if u&3 == 3 {
+		return d.int()
+	}
+	z := u >> 2
+	x := int64(z>>1) ^ -int64(z&1)
+	switch u & 3 {
+	case 2:
+		x *= 1_000_000
+	case 1:
+		x *= 1_000
+	}
+	return x + timeEpoch
 }

@@ -98,7 +98,7 @@ func (p *ProcessTx) SourceFeed(o FeedOptions, fn func(*FeedRecord) error) (int64
 		d := decoder{b: chunk}
 		for len(d.b) > 0 {
 			n++
-			if ChangeType(d.b[0]) == UpdatePreimage {
+			if recordType(d.b[0]) == UpdatePreimage {
 				d.omit = ^uint64(0)
 				img, err := p.src.decodeRecordInto(&d, skip)
 				if err != nil {
@@ -113,6 +113,9 @@ func (p *ProcessTx) SourceFeed(o FeedOptions, fn func(*FeedRecord) error) (int64
 				return fmt.Errorf("change feed of %s version %d: %w", p.src.name, ver, err)
 			}
 			row = img.row
+			if img.implied {
+				n++ // its preimage is a change row too, though not stored
+			}
 			rec = FeedRecord{Type: img.typ, Version: ver, Row: img.row, prev: img.prev, hasPrev: img.hasPrev}
 			if err := fn(&rec); err != nil {
 				return err
@@ -189,4 +192,12 @@ func (p *ProcessTx) SourceRows(from, to int64) int64 {
 		n += ci.OperationMetrics["numTargetChangeFileRows"]
 	}
 	return n
+}
+
+// recordType is the change type of the record whose first byte is b.
+func recordType(b byte) ChangeType {
+	if b&recNew != 0 {
+		return ChangeType(b&recTypeMask) + 1
+	}
+	return ChangeType(b)
 }

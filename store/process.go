@@ -64,11 +64,12 @@ func (p *ProcessTx) Checkpoint() Checkpoint { return p.cp }
 // SourceLatest is the source table's newest version.
 func (p *ProcessTx) SourceLatest() int64 { return p.srcLast }
 
-// SourceChanges streams the source table's change feed of from..to. Every
+// SourceChanges streams the source table's change feed of from..to
+// without its update_preimage rows (what a stream folds needs none). Every
 // Change's Row shares one storage, valid until fn returns: copy what must
 // be kept (a micro-batch reads millions of rows and keeps few).
 func (p *ProcessTx) SourceChanges(from, to int64, fn func(Change) error) error {
-	return p.src.changes(p.ctx, p.srcTB, from, to, true, fn)
+	return p.src.feed(p.ctx, p.srcTB, from, to, feedOpts{reuse: true, noPreimages: true}, fn)
 }
 
 // Table returns the writer of derived table name's next version. Every

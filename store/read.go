@@ -11,14 +11,18 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
+// subBucket is one of a table's buckets; a missing one (a damaged file whose
+// structure is sound, such as a flipped byte in a bucket's name) is ErrCorrupt.
+func subBucket(tb *bolt.Bucket, name []byte) (*bolt.Bucket, error) {
+	if b := tb.Bucket(name); b != nil {
+		return b, nil
+	}
+	return nil, fmt.Errorf("%w: no %s bucket", ErrCorrupt, name)
+}
+
 // readImage decodes the change-feed record at ref.
 func (t *table) readImage(cdf *bolt.Bucket, ref imageRef) (image, error) {
-	chunk := cdf.Get(chunkKey(ref.version, ref.chunk))
-	if chunk == nil || int(ref.offset) >= len(chunk) {
-		return image{}, fmt.Errorf("%w: no change record at %d/%d/%d", ErrCorrupt, ref.version, ref.chunk, ref.offset)
-	}
-	d := decoder{b: chunk[ref.offset:]}
-	return t.decodeRecord(&d)
+	return t.recordAt(cdf.Get(chunkKey(ref.version, ref.chunk)), ref, nil)
 }
 
 // imageAt walks a key's image chain back from its current image to the
@@ -169,9 +173,16 @@ func (t *table) scan(ctx context.Context, tb *bolt.Bucket, version int64, kr Key
 	if err != nil {
 		return err
 	}
-	cdf := tb.Bucket(subCDF)
+	cdf, err := subBucket(tb, subCDF)
+	if err != nil {
+		return err
+	}
+	rows, err := subBucket(tb, subRows)
+	if err != nil {
+		return err
+	}
 	h := horizonOf(tb)
-	c := tb.Bucket(subRows).Cursor()
+	c := rows.Cursor()
 	n := 0
 	var k, v []byte
 	if len(lo) > 0 {
@@ -231,7 +242,15 @@ func (db *DB) KeyHistory(name string, key Row) ([]RowVersion, error) {
 		if err != nil {
 			return err
 		}
-		v := tb.Bucket(subRows).Get(k)
+		rows, err := subBucket(tb, subRows)
+		if err != nil {
+			return err
+		}
+		cdf, err := subBucket(tb, subCDF)
+		if err != nil {
+			return err
+		}
+		v := rows.Get(k)
 		if v == nil {
 			return ErrNotFound
 		}
@@ -239,7 +258,6 @@ func (db *DB) KeyHistory(name string, key Row) ([]RowVersion, error) {
 		if err != nil {
 			return err
 		}
-		cdf := tb.Bucket(subCDF)
 		h := horizonOf(tb)
 		ts := commitTimes(tb)
 		at, ok := cur.at, true

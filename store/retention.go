@@ -392,10 +392,11 @@ func (b *BaselineTx) Stream() string { return b.stream }
 // must be at to when the function returns.
 func (b *BaselineTx) Range() (from, to int64) { return b.from, b.to }
 
-// Changes streams the source's change feed of the range. Every Change's Row
+// Changes streams the source's change feed of the range without its
+// update_preimage rows (a baseline folds after-images). Every Change's Row
 // shares one storage, valid until fn returns.
 func (b *BaselineTx) Changes(fn func(Change) error) error {
-	return b.src.changes(b.ctx, b.srcTB, b.from, b.to, true, fn)
+	return b.src.feed(b.ctx, b.srcTB, b.from, b.to, feedOpts{reuse: true, noPreimages: true}, fn)
 }
 
 // Get returns the baseline's value for key (nil if none), valid until the

@@ -207,6 +207,12 @@ func (s *Schema) body(e *encoder, r Row) {
 			e.str(v.Str)
 		case Enum:
 			e.uint(uint64(enumIndex(c.Enum, v.Str)))
+		case Timestamp:
+			if e.compactTime {
+				e.putTime(v.Int)
+			} else {
+				e.int(v.Int)
+			}
 		default:
 			e.int(v.Int)
 		}
@@ -243,6 +249,12 @@ func (s *Schema) decodeBody(d *decoder, r Row) {
 				r[i] = Value{Str: c.Enum[j-1]}
 			} else if j != 0 && d.err == nil {
 				d.err = fmt.Errorf("%w: column %s: enum index %d", ErrCorrupt, c.Name, j)
+			}
+		case Timestamp:
+			if d.compactTime {
+				r[i] = Value{Int: d.getTime()}
+			} else {
+				r[i] = Value{Int: d.int()}
 			}
 		default:
 			r[i] = Value{Int: d.int()}

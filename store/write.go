@@ -18,8 +18,17 @@ import (
 // image's change record sits, the tombstone's ordering value when deleted,
 // then the body. The rows tree holds one entry per key, not per image: the
 // change feed is each key's history (every insert, update_postimage and
-// delete record points at the key's previous one).
-const rowFormat byte = 2
+// delete record points at the key's previous one). Format 3 encodes the
+// body's Timestamp columns compactly (encoder.putTime); format 2, which
+// earlier releases wrote, as plain varints. Both are read.
+const (
+	rowFormat    byte = 3
+	rowFormatOld byte = 2
+)
+
+// rowsFill is the rows tree's bbolt FillPercent for a commit whose new
+// keys are appended (see TableWriter.flush).
+const rowsFill = 0.9
 
 // current is a decoded rows value.
 type current struct {
@@ -30,8 +39,13 @@ type current struct {
 }
 
 func encodeCurrent(dst []byte, s *Schema, id uint64, r Row, at imageRef, deleted bool, deletedAt int64) []byte {
-	e := encoder{b: dst}
-	e.byte(rowFormat)
+	return encodeCurrentIn(rowFormat, dst, s, id, r, at, deleted, deletedAt)
+}
+
+// encodeCurrentIn is encodeCurrent in format f (tests write format 2).
+func encodeCurrentIn(f byte, dst []byte, s *Schema, id uint64, r Row, at imageRef, deleted bool, deletedAt int64) []byte {
+	e := encoder{b: dst, compactTime: f == rowFormat}
+	e.byte(f)
 	var flags byte
 	if deleted {
 		flags |= flagDeleted
@@ -54,7 +68,11 @@ func (t *table) decodeCurrent(key, v []byte) (current, error) {
 // storage when it is large enough.
 func (t *table) decodeCurrentInto(key, v []byte, dst Row) (current, error) {
 	d := decoder{b: v}
-	if f := d.byte(); f != rowFormat {
+	switch f := d.byte(); f {
+	case rowFormat:
+		d.compactTime = true
+	case rowFormatOld:
+	default:
 		return current{}, fmt.Errorf("%w: row value format %d", ErrCorrupt, f)
 	}
 	flags := d.byte()
@@ -108,6 +126,9 @@ type TableWriter struct {
 	// back pointer; hasPrev is false for a key never seen before.
 	prev    imageRef
 	hasPrev bool
+	// prevRow is the image at prev (a copy): an update whose preimage it is
+	// writes no preimage record (see recImplied).
+	prevRow Row
 	// looked is the key of the last Get and what it found.
 	lookedKey   []byte
 	lookedRef   imageRef
@@ -121,10 +142,20 @@ type TableWriter struct {
 	// recording: keep a copy of every change written, for Changes.
 	recording bool
 	changes   []Change
+	// tail is the rows tree's last key before this commit; appended and
+	// inserted count the new keys after it and the others (see flush).
+	tail               []byte
+	appended, inserted int64
+	// oldForm writes change records and rows values as releases before the
+	// one-byte header did (a full update_preimage record per update, rows
+	// format 2): tests build the stores those releases left with it.
+	oldForm bool
 }
 
 func newTableWriter(ctx context.Context, t *table, tb *bolt.Bucket, version int64) *TableWriter {
-	return &TableWriter{
+	rows := tb.Bucket(subRows)
+	tail, _ := rows.Cursor().Last()
+	return &TableWriter{tail: slices.Clone(tail),
 		ctx: ctx, t: t, s: t.schema(), version: version,
 		rows:  tb.Bucket(subRows),
 		cdf:   newChunkWriter(tb.Bucket(subCDF), version),
@@ -219,6 +250,16 @@ func (w *TableWriter) put(t ChangeType, r Row, before Row, deletedAt int64) erro
 		w.started = true
 		w.lastKey = append(w.lastKey[:0], w.keyBuf...)
 		w.hasPrev, w.prev = w.lookedFound, w.lookedRef
+		switch {
+		case w.hasPrev:
+		case bytes.Compare(w.keyBuf, w.tail) > 0:
+			w.appended++
+		default:
+			w.inserted++
+		}
+		if w.hasPrev {
+			w.prevRow = append(w.prevRow[:0], w.getBuf...) // what Get decoded: the image at prev
+		}
 		if w.hasPrev && w.h.removed(w.prev.version) {
 			if err := w.keepBase(); err != nil {
 				return err
@@ -236,8 +277,48 @@ func (w *TableWriter) put(t ChangeType, r Row, before Row, deletedAt int64) erro
 		}
 	}
 	id := w.t.schemaID()
+	if w.oldForm {
+		return w.putOld(t, r, before, id, deletedAt)
+	}
+	implied := false
 	if before != nil {
-		w.cdf.enc.record(w.s, id, UpdatePreimage, w.keyBuf, before, nil, 0)
+		// The preimage is the key's previous image, which the postimage's
+		// back pointer reaches: write it only if it is not.
+		if implied = w.hasPrev && rowsEqual(before, w.prevRow); !implied {
+			w.cdf.enc.record(w.s, id, UpdatePreimage, w.keyBuf, before, nil, false, 0)
+			if err := w.cdf.next(); err != nil {
+				return err
+			}
+		} else {
+			w.cdf.rows++ // still a change-feed row, read from the previous image
+		}
+	}
+	var prev *imageRef
+	if w.hasPrev {
+		prev = &w.prev
+	}
+	ref := w.cdf.pos()
+	w.cdf.enc.record(w.s, id, t, w.keyBuf, r, prev, implied, deletedAt)
+	if err := w.cdf.next(); err != nil {
+		return err
+	}
+	w.prevRow = append(w.prevRow[:0], r...)
+	w.prev, w.hasPrev = ref, true
+	if w.recording {
+		w.changes = append(w.changes, Change{Type: t, Version: w.version, Row: slices.Clone(r)})
+	}
+	deleted := t == Delete
+	cur := w.value(func(b []byte) []byte { return encodeCurrent(b, w.s, id, r, ref, deleted, deletedAt) })
+	if err := w.rows.Put(w.keyBuf, cur); err != nil {
+		return fmt.Errorf("key %q: %w", w.keyBuf, err)
+	}
+	return nil
+}
+
+// putOld is put's tail in the old record form.
+func (w *TableWriter) putOld(t ChangeType, r, before Row, id uint64, deletedAt int64) error {
+	if before != nil {
+		w.cdf.enc.recordOld(w.s, id, UpdatePreimage, w.keyBuf, before, nil, 0)
 		if err := w.cdf.next(); err != nil {
 			return err
 		}
@@ -247,16 +328,16 @@ func (w *TableWriter) put(t ChangeType, r Row, before Row, deletedAt int64) erro
 		prev = &w.prev
 	}
 	ref := w.cdf.pos()
-	w.cdf.enc.record(w.s, id, t, w.keyBuf, r, prev, deletedAt)
+	w.cdf.enc.recordOld(w.s, id, t, w.keyBuf, r, prev, deletedAt)
 	if err := w.cdf.next(); err != nil {
 		return err
 	}
 	w.prev, w.hasPrev = ref, true
-	if w.recording {
-		w.changes = append(w.changes, Change{Type: t, Version: w.version, Row: slices.Clone(r)})
-	}
+	w.prevRow = append(w.prevRow[:0], r...)
 	deleted := t == Delete
-	cur := w.value(func(b []byte) []byte { return encodeCurrent(b, w.s, id, r, ref, deleted, deletedAt) })
+	cur := w.value(func(b []byte) []byte {
+		return encodeCurrentIn(rowFormatOld, b, w.s, id, r, ref, deleted, deletedAt)
+	})
 	if err := w.rows.Put(w.keyBuf, cur); err != nil {
 		return fmt.Errorf("key %q: %w", w.keyBuf, err)
 	}
@@ -310,6 +391,15 @@ func (w *TableWriter) Note(b []byte) error {
 }
 
 func (w *TableWriter) flush() error {
+	// bbolt splits a page at FillPercent (default half) when the commit
+	// writes it out: keys appended past the tree's last one (UPI ids grow
+	// with time) fill the last page and split it, and each page a split
+	// leaves behind keeps that fill for good. A commit that mostly appends
+	// packs pages full; one that inserts among existing keys keeps bbolt's
+	// half, which leaves room for the next inserts there.
+	if w.appended > 0 && w.inserted*10 <= w.appended {
+		w.rows.FillPercent = rowsFill
+	}
 	if err := w.cdf.flush(); err != nil {
 		return err
 	}

@@ -14,7 +14,9 @@ type Damage string
 
 // The damages tests apply to real store files.
 const (
-	// Truncated cuts the file to half its size.
+	// Truncated cuts the file to half its pages in use (the high-water
+	// mark), so pages bbolt reads are gone however far the file was grown
+	// ahead of them.
 	Truncated Damage = "truncated"
 	// FlippedHeaders overwrites a byte of the header (id, type, element
 	// count, overflow) of a quarter of the data pages, chosen with a fixed
@@ -128,7 +130,7 @@ func Apply(t testing.TB, path string, d Damage) {
 	}
 	switch d {
 	case Truncated:
-		err = f.Truncate(fi.Size() / 2)
+		err = f.Truncate(min(fi.Size(), pages*pageSize) / 2)
 	case FlippedHeaders:
 		flip(0, 16, 1)
 	case FlippedElements:
