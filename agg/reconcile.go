@@ -178,7 +178,7 @@ func Reconcile(ctx context.Context, db *store.DB, stream string, cfg Config) (Re
 	}
 	rep := Report{Stream: stream, RawVersion: cp.SourceVersion, Versions: cp.Versions}
 	src := func(from, to int64, fn func(store.Change) error) error {
-		return snap.Changes(ctx, cdc.RawTable, from, to, fn)
+		return snap.Fold(ctx, cdc.RawTable, from, to, fn)
 	}
 	base, err := loadBaseline(func(fn func(k, v []byte) error) (int64, error) { return snap.Baseline(stream, fn) })
 	if err != nil {

@@ -476,3 +476,21 @@ func (s *Snapshot) VersionAsOf(name string, at time.Time) (int64, error) {
 	}
 	return versionAsOf(tb, name, at)
 }
+
+// Fold streams a table's change feed of from..to for a reader that folds
+// it (a recompute): without update_preimage rows, which repeat each key's
+// previous image, and with every Change's Row sharing one storage, valid
+// until fn returns (its strings are its own).
+func (s *Snapshot) Fold(ctx context.Context, name string, from, to int64, fn func(Change) error) error {
+	t, err := s.db.table(name)
+	if err != nil {
+		return err
+	}
+	tb, err := tableBucket(s.tx, name)
+	if err != nil {
+		return err
+	}
+	return s.db.bolt.guard(func() error {
+		return t.feed(ctx, tb, from, to, feedOpts{reuse: true, noPreimages: true}, fn)
+	})
+}
