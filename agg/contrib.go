@@ -16,17 +16,19 @@ import (
 // a new image replaces the old contribution, it never adds to it.
 type Contribution struct {
 	MerchantID string
-	// HasSale: the transaction had a completed image; Sale is the amount of
-	// the newest one and SaleTime its transaction_time (µs).
-	HasSale  bool
+	// Sale is the amount of the transaction's newest completed image
+	// (HasSale: it had one) and SaleTime its transaction_time (µs).
 	Sale     store.Paise
 	SaleTime int64
-	// HasRefund, Refund, RefundTime: the same for refunded images.
-	HasRefund  bool
+	// Refund, RefundTime, HasRefund: the same for refunded images.
 	Refund     store.Paise
 	RefundTime int64
-	Status     cdc.Status // current status
-	Live       bool       // false once deleted
+	// The flags last: a micro-batch holds two contributions for each of up
+	// to a million transactions, and this order needs no padding.
+	HasSale   bool
+	HasRefund bool
+	Status    cdc.Status // current status
+	Live      bool       // false once deleted
 }
 
 // contributionColumns are the raw columns a contribution is folded from
@@ -133,8 +135,8 @@ func decodeContribution(v []byte) (Contribution, error) {
 type TxnChange struct {
 	ID       string
 	Old      Contribution
-	OldFound bool
 	New      Contribution
+	OldFound bool
 }
 
 // Batch is what a micro-batch hands each derived table.
