@@ -34,7 +34,7 @@ var errFeedFull = errors.New("micro-batch full")
 // residentBudget is how many bytes of the mapped file a micro-batch reads
 // before it hands the mapping's pages back (see releaseMapped): the
 // resident set stays within about this much of file pages.
-const residentBudget = 256 << 20
+const residentBudget = 128 << 20
 
 // touch counts n bytes of the mapped file read.
 func (p *ProcessTx) touch(n int) {
@@ -158,7 +158,7 @@ func (p *ProcessTx) Earlier(r *FeedRecord, fn func(ChangeType, Row) (bool, error
 			return false, fmt.Errorf("%s history at version %d: %w", p.src.name, at.version, err)
 		}
 		p.earlier = img.row
-		p.touch(4096) // a page, about
+		p.touch(64 << 10) // a read faults in a page and, around it, up to 64 KiB
 		more, err := fn(img.typ, img.row)
 		if err != nil || !more {
 			return false, err

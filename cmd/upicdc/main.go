@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	// The zone database, built in: input.timezone must work on minimal hosts
@@ -14,7 +15,17 @@ import (
 	_ "time/tzdata"
 )
 
+// gcPercent is the garbage collector's target unless GOGC says otherwise.
+// A micro-batch and a MERGE hold large, long-lived buffers (up to a million
+// transactions); Go's default of 100 lets the heap reach twice what is
+// live. At 50, a catch-up over 12M change rows peaked at 430 MB instead of
+// 520-535 MB resident, for about 15% more CPU.
+const gcPercent = 50
+
 func main() {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(gcPercent)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	root := newRootCommand(os.Stdout, os.Stderr, os.Environ())
 	err := execute(ctx, root, os.Args[1:])
