@@ -445,6 +445,7 @@ func TestSettingsListsEveryKey(t *testing.T) {
 		"retention.history=0s",
 		"retention.versions=0",
 		"retention.schedule=",
+		"retention.compact=true",
 		"alerts.rules=[]",
 		"alerts.alertmanager.url=",
 		"alerts.webhooks=[]",
