@@ -117,7 +117,7 @@ type RetentionConfig struct {
 	// Schedule is a cron spec for serve's vacuums; "" turns them off.
 	Schedule string `mapstructure:"schedule"`
 	// Compact makes serve compact the store after a scheduled vacuum when
-	// its free pages are at least a quarter of the file (default true):
+	// its free pages are at least a tenth of the file (default true):
 	// writers wait for the copy, readers only for the swap.
 	Compact bool `mapstructure:"compact"`
 }

@@ -104,7 +104,7 @@ func (d *Daemon) retentionLoop(ctx context.Context) error {
 // compactMinFree is the share of the file that must be free pages for a
 // scheduled compaction to run: below it, the space given back is not
 // worth pausing writers for the copy.
-const compactMinFree = 0.25
+const compactMinFree = 0.10
 
 // compactRetries is how many times, compactRetryWait apart, a scheduled
 // compaction skipped because a transaction held on (a long reconcile, SQL

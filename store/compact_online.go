@@ -63,10 +63,11 @@ func (db *DB) CompactOnline(ctx context.Context, opts CompactOptions) (CompactRe
 	if err := checkSpace(dir, res.Before-int64(db.bolt.Stats().FreeAlloc)); err != nil {
 		return res, fmt.Errorf("compact %s: %w", path, err)
 	}
+	writersHeld := time.Now() // new writes wait from here
 	if err := g.hold(ctx, gateWriters, opts.Wait); err != nil {
 		return res, fmt.Errorf("compact %s: pause writers: %w", path, err)
 	}
-	writersHeld := time.Now()
+	writersDrained := time.Since(writersHeld)
 	src := g.current()
 	fail := func(err error) (CompactResult, error) {
 		_ = os.Remove(tmp)
@@ -84,11 +85,12 @@ func (db *DB) CompactOnline(ctx context.Context, opts CompactOptions) (CompactRe
 	if err != nil {
 		return fail(err)
 	}
+	allHeld := time.Now()
 	if err := g.hold(ctx, gateAll, opts.Wait); err != nil {
 		_ = next.Close()
 		return fail(fmt.Errorf("pause readers: %w", err))
 	}
-	allHeld := time.Now()
+	readersDrained := time.Since(allHeld)
 	if err := os.Rename(tmp, path); err != nil {
 		_ = next.Close()
 		return fail(err)
@@ -100,9 +102,11 @@ func (db *DB) CompactOnline(ctx context.Context, opts CompactOptions) (CompactRe
 	g.open(next)
 	res.Paused = time.Since(allHeld)
 	res.WritersPaused = time.Since(writersHeld)
+	closing := time.Now()
 	if err := src.Close(); err != nil {
 		opts.Logger.Warn("closing the store's old file after compaction failed", "path", path, "err", err)
 	}
+	closed := time.Since(closing)
 	if hookErr != nil {
 		return res, hookErr
 	}
@@ -114,6 +118,7 @@ func (db *DB) CompactOnline(ctx context.Context, opts CompactOptions) (CompactRe
 	}
 	res.Took = time.Since(start)
 	opts.Logger.Info("store compacted online", "path", path, "bytes_before", res.Before, "bytes_after", res.After,
-		"writers_paused", res.WritersPaused, "paused", res.Paused, "took", res.Took)
+		"writers_paused", res.WritersPaused, "paused", res.Paused, "took", res.Took,
+		"waited_for_writer", writersDrained, "waited_for_readers", readersDrained, "old_file_closed_in", closed)
 	return res, nil
 }
