@@ -592,3 +592,30 @@ func TestSlogLevel(t *testing.T) {
 		}
 	}
 }
+
+// retention.compact is a boolean: true or false from a file or the
+// environment, anything else refused naming the key.
+func TestRetentionCompactIsABoolean(t *testing.T) {
+	c, err := config.Load(config.LoadOptions{LookupEnv: env(nil)})
+	if err != nil || !c.Retention.Compact {
+		t.Fatalf("default: %v %v", c.Retention.Compact, err)
+	}
+	c, err = config.Load(config.LoadOptions{LookupEnv: env(map[string]string{"UPICDC_RETENTION_COMPACT": "false"})})
+	if err != nil || c.Retention.Compact {
+		t.Fatalf("from the environment: %v %v", c.Retention.Compact, err)
+	}
+	dir := t.TempDir()
+	for body, want := range map[string]string{"retention:\n  compact: false\n": "", "retention:\n  compact: 1\n": "retention.compact", "retention:\n  compact: \"no\"\n": "not true or false"} {
+		path := filepath.Join(dir, "c.yaml")
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, err := config.Load(config.LoadOptions{File: path, LookupEnv: env(nil)})
+		switch {
+		case want == "" && (err != nil || c.Retention.Compact):
+			t.Errorf("%q: %v %v", body, c.Retention.Compact, err)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+			t.Errorf("%q: %v, want an error naming %q", body, err, want)
+		}
+	}
+}

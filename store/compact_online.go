@@ -50,7 +50,12 @@ func (db *DB) CompactOnline(ctx context.Context, opts CompactOptions) (CompactRe
 	}
 	g := db.bolt.gate
 	g.compacting.Lock()
-	defer g.compacting.Unlock()
+	locked := true
+	defer func() {
+		if locked {
+			g.compacting.Unlock()
+		}
+	}()
 	start := time.Now()
 	path, dir := db.path, filepath.Dir(db.path)
 	tmp := path + compactSuffix
@@ -102,6 +107,11 @@ func (db *DB) CompactOnline(ctx context.Context, opts CompactOptions) (CompactRe
 	g.open(next)
 	res.Paused = time.Since(allHeld)
 	res.WritersPaused = time.Since(writersHeld)
+	// The old handle is no one's now: a Close of the store need not wait
+	// for it (closing the last descriptor of the unlinked file frees its
+	// blocks, which took 3 s for 445 MB here, 40 s on a loaded machine).
+	g.compacting.Unlock()
+	locked = false
 	closing := time.Now()
 	if err := src.Close(); err != nil {
 		opts.Logger.Warn("closing the store's old file after compaction failed", "path", path, "err", err)
