@@ -121,6 +121,10 @@ type RetentionConfig struct {
 	Versions int `mapstructure:"versions"`
 	// Schedule is a cron spec for serve's vacuums; "" turns them off.
 	Schedule string `mapstructure:"schedule"`
+	// Compact makes serve compact the store after a scheduled vacuum when
+	// its free pages are at least a tenth of the file (default true):
+	// writers wait for the copy, readers only for the swap.
+	Compact bool `mapstructure:"compact"`
 }
 
 // ReconcileConfig configures serve's scheduled reconcile: the derived
@@ -159,6 +163,7 @@ func Default() Config {
 		},
 		Windows:         WindowsConfig{Sizes: []string{"1d", "1w"}, Timezone: "Asia/Kolkata"},
 		Export:          ExportConfig{Dir: "", Schedule: ""},
+		Retention:       RetentionConfig{Compact: true},
 		Alerts:          AlertsConfig{MaxAttempts: 10, RetryBackoff: time.Second},
 		Reconcile:       ReconcileConfig{Schedule: "@daily"},
 		HTTP:            HTTPConfig{Listen: "127.0.0.1:8080"},
@@ -278,6 +283,7 @@ const (
 	kindString leafKind = iota
 	kindInt
 	kindDuration
+	kindBool
 	kindStrings // a list of strings; one comma-separated string in the environment
 	kindList    // a list of sections; JSON text in the environment
 )
@@ -319,6 +325,8 @@ func leaves() []leaf {
 				out = append(out, leaf{key: key, index: idx, kind: kindString})
 			case f.Type.Kind() == reflect.Int:
 				out = append(out, leaf{key: key, index: idx, kind: kindInt})
+			case f.Type.Kind() == reflect.Bool:
+				out = append(out, leaf{key: key, index: idx, kind: kindBool})
 			default:
 				// Config is fixed at compile time and TestKeys walks it, so
 				// this is a programming error, never a user's.
@@ -354,6 +362,8 @@ func (l leaf) format(c Config) string {
 		return v.String()
 	case int:
 		return strconv.Itoa(v)
+	case bool:
+		return strconv.FormatBool(v)
 	case []string:
 		return strings.Join(v, ",")
 	case []AlertRule, []WebhookConfig:

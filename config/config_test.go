@@ -445,6 +445,7 @@ func TestSettingsListsEveryKey(t *testing.T) {
 		"retention.history=0s",
 		"retention.versions=0",
 		"retention.schedule=",
+		"retention.compact=true",
 		"alerts.rules=[]",
 		"alerts.alertmanager.url=",
 		"alerts.webhooks=[]",
@@ -589,6 +590,33 @@ func TestSlogLevel(t *testing.T) {
 	for level, want := range map[string]string{"debug": "DEBUG", "info": "INFO", "Warn": "WARN", "ERROR": "ERROR", "bogus": "INFO"} {
 		if got := (config.LogConfig{Level: level}).SlogLevel().String(); got != want {
 			t.Errorf("SlogLevel(%q) = %s, want %s", level, got, want)
+		}
+	}
+}
+
+// retention.compact is a boolean: true or false from a file or the
+// environment, anything else refused naming the key.
+func TestRetentionCompactIsABoolean(t *testing.T) {
+	c, err := config.Load(config.LoadOptions{LookupEnv: env(nil)})
+	if err != nil || !c.Retention.Compact {
+		t.Fatalf("default: %v %v", c.Retention.Compact, err)
+	}
+	c, err = config.Load(config.LoadOptions{LookupEnv: env(map[string]string{"UPICDC_RETENTION_COMPACT": "false"})})
+	if err != nil || c.Retention.Compact {
+		t.Fatalf("from the environment: %v %v", c.Retention.Compact, err)
+	}
+	dir := t.TempDir()
+	for body, want := range map[string]string{"retention:\n  compact: false\n": "", "retention:\n  compact: 1\n": "retention.compact", "retention:\n  compact: \"no\"\n": "not true or false"} {
+		path := filepath.Join(dir, "c.yaml")
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, err := config.Load(config.LoadOptions{File: path, LookupEnv: env(nil)})
+		switch {
+		case want == "" && (err != nil || c.Retention.Compact):
+			t.Errorf("%q: %v %v", body, c.Retention.Compact, err)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+			t.Errorf("%q: %v, want an error naming %q", body, err, want)
 		}
 	}
 }

@@ -18,7 +18,7 @@ func TestKeys(t *testing.T) {
 	want := []string{
 		"data_dir", "log.level", "log.format", "input.timezone", "inbox.dir", "inbox.poll_interval",
 		"inbox.settle", "stream.name", "stream.trigger", "stream.max_versions_per_trigger", "stream.max_rows_per_trigger", "windows.sizes", "windows.timezone", "export.dir", "export.schedule",
-		"retention.history", "retention.versions", "retention.schedule",
+		"retention.history", "retention.versions", "retention.schedule", "retention.compact",
 		"alerts.rules", "alerts.alertmanager.url", "alerts.webhooks", "alerts.max_attempts", "alerts.retry_backoff",
 		"reconcile.schedule",
 		"http.listen", "sql.listen", "sql.users", "sql.query_timeout", "sql.max_rows", "shutdown_timeout",

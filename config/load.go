@@ -77,6 +77,9 @@ func NonConfigEnvVars() []string {
 		"UPICDC_TEST_VACUUM_CRASH_TABLE",
 		"UPICDC_TEST_COMPACT_DIR",
 		"UPICDC_TEST_COMPACT_STEP",
+		"UPICDC_TEST_ONLINE_DIR",
+		"UPICDC_TEST_VACUUM_DIR",
+		"UPICDC_TEST_VACUUM_KILL",
 		"UPICDC_TEST_MERGE_DIR", // cdc: crash test child
 		"UPICDC_TEST_MERGE_FILE",
 	}
@@ -422,6 +425,7 @@ func editDistance(a, b string) int {
 var (
 	stringType = reflect.TypeFor[string]()
 	intType    = reflect.TypeFor[int]()
+	boolType   = reflect.TypeFor[bool]()
 )
 
 // decodeHook converts values for UnmarshalExact with the same rules as
@@ -435,6 +439,8 @@ func decodeHook(_, to reflect.Type, data any) (any, error) {
 		return toString(data)
 	case intType:
 		return toInt(data)
+	case boolType:
+		return toBool(data)
 	case stringsType:
 		return toStrings(data)
 	}
@@ -452,6 +458,8 @@ func (l leaf) convert(raw any) (any, error) {
 		return toDuration(raw)
 	case kindInt:
 		return toInt(raw)
+	case kindBool:
+		return toBool(raw)
 	case kindStrings:
 		return toStrings(raw)
 	case kindList:
@@ -541,6 +549,24 @@ func toInt(raw any) (int, error) {
 		return 0, badValue(raw, "is %s, not a whole number", describe(raw))
 	}
 	return 0, badValue(raw, "is out of range")
+}
+
+// toBool accepts booleans and the strings true and false (the environment
+// and flags are strings).
+func toBool(raw any) (bool, error) {
+	switch v := raw.(type) {
+	case bool:
+		return v, nil
+	case string:
+		switch strings.ToLower(strings.TrimSpace(v)) {
+		case "true":
+			return true, nil
+		case "false":
+			return false, nil
+		}
+		return false, badValue(raw, "is not true or false")
+	}
+	return false, badValue(raw, "is %s, not true or false", describe(raw))
 }
 
 // toDuration accepts Go duration strings ("10s", "1m30s") and the number 0.

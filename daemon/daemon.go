@@ -120,6 +120,8 @@ type Daemon struct {
 	errs       map[string]ErrorInfo
 	lastReload time.Time
 	lastVacuum time.Time
+	// lastCompaction is the newest scheduled compaction (nil: none yet).
+	lastCompaction *CompactionJSON
 }
 
 // ErrorInfo is the last error a worker hit, for /api/v1/status. It is

@@ -25,6 +25,10 @@ type metrics struct {
 	batchRows     prometheus.Counter
 	reloads       *prometheus.CounterVec // result: success, failure
 	exports       *prometheus.CounterVec // result: success, failure
+	// compactions counts scheduled compactions by result (compacted,
+	// skipped, failed); compactionPause is the newest one's pauses.
+	compactions     *prometheus.CounterVec
+	compactionPause *prometheus.GaugeVec // paused: writers, all
 }
 
 // gauges are the scrape-time values the daemon provides.
@@ -62,13 +66,17 @@ func newMetrics(reg prometheus.Registerer, g gauges, tables []store.TableInfo) (
 			Help: "Configuration reloads (SIGHUP or a changed config file), by result."}, []string{"result"}),
 		exports: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "exports_total",
 			Help: "Scheduled Delta exports (export.schedule), by result."}, []string{"result"}),
+		compactions: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "store", Name: "compactions_total",
+			Help: "Scheduled online compactions (retention.compact), by result (compacted, skipped, failed)."}, []string{"result"}),
+		compactionPause: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: "store", Name: "compaction_pause_seconds",
+			Help: "The newest online compaction's pause: how long writes waited (paused=writers: the copy and the swap) and every transaction did (paused=all: the swap)."}, []string{"paused"}),
 	}
 	gauge := func(subsystem, name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: subsystem, Name: name, Help: help}, f)
 	}
 	cs := []prometheus.Collector{
 		m.filesIngested, m.filesRejected, m.ingestErrors, m.rowsMerged, m.staleRows, m.commits,
-		m.batchDuration, m.batchErrors, m.batchRows, m.reloads, m.exports,
+		m.batchDuration, m.batchErrors, m.batchRows, m.reloads, m.exports, m.compactions, m.compactionPause,
 		gauge("raw", "version", "Latest version of raw_upi_transactions_v1.", func() float64 { return g.version(cdc.RawTable) }),
 		gauge("agg", "version", "Latest version of aggregated_upi_transactions.", func() float64 { return g.version(agg.TotalsTable) }),
 		gauge("stream", "lag_versions", "Raw table versions the stream processor has not processed yet.", g.lagVersions),
@@ -93,6 +101,9 @@ func newMetrics(reg prometheus.Registerer, g gauges, tables []store.TableInfo) (
 	}
 	for _, k := range []string{"inserted", "updated", "deleted", "stale", "noop"} {
 		m.rowsMerged.WithLabelValues(k)
+	}
+	for _, r := range []string{"compacted", "skipped", "failed"} {
+		m.compactions.WithLabelValues(r)
 	}
 	for _, r := range []string{"success", "failure"} {
 		m.reloads.WithLabelValues(r)

@@ -74,6 +74,7 @@ func RetentionStatus(db *store.DB, cfg config.Config, now time.Time) ([]store.Ta
 // retentionLoop vacuums whenever retention.schedule fires. A vacuum is one
 // bbolt write transaction per table, taking its turn with MERGEs and
 // micro-batches.
+// With retention.compact, a compaction follows (scheduledCompaction).
 func (d *Daemon) retentionLoop(ctx context.Context) error {
 	return d.cronLoop(ctx, config.Config.RetentionSchedule, func(cfg config.Config) bool {
 		start := d.clock.Now()
@@ -93,17 +94,111 @@ func (d *Daemon) retentionLoop(ctx context.Context) error {
 		d.mu.Unlock()
 		d.log.Info("scheduled vacuum done", "component", "retention", "bytes_removed", removed,
 			"took", d.clock.Now().Sub(start))
+		if cfg.Retention.Compact {
+			d.scheduledCompaction(ctx)
+		}
 		return true
 	})
 }
 
+// compactMinFree is the share of the file that must be free pages for a
+// scheduled compaction to run: below it, the space given back is not
+// worth pausing writers for the copy.
+const compactMinFree = 0.10
+
+// compactRetries is how many times, compactRetryWait apart, a scheduled
+// compaction skipped because a transaction held on (a long reconcile, SQL
+// query or backup) is tried again before the next schedule.
+const (
+	compactRetries   = 3
+	compactRetryWait = time.Minute
+)
+
+// CompactionJSON is the newest scheduled compaction in /api/v1/status.
+type CompactionJSON struct {
+	Time        time.Time `json:"time"`
+	Result      string    `json:"result"` // compacted, skipped (busy or not enough free pages), failed
+	Reason      string    `json:"reason,omitempty"`
+	BytesBefore int64     `json:"bytes_before"`
+	BytesAfter  int64     `json:"bytes_after"`
+	FreeBytes   int64     `json:"free_bytes"`
+	// WritersPausedSeconds is how long new writes waited (the copy and the
+	// swap); PausedSeconds how long every read and write did (the swap).
+	WritersPausedSeconds float64 `json:"writers_paused_seconds"`
+	PausedSeconds        float64 `json:"paused_seconds"`
+}
+
+// scheduledCompaction compacts the live store after a scheduled vacuum
+// when enough of the file is free (store.DB.CompactOnline: the inbox,
+// the processor and the other loops wait meanwhile, they do not fail).
+func (d *Daemon) scheduledCompaction(ctx context.Context) {
+	rec := func(c CompactionJSON) {
+		c.Time = d.clock.Now().UTC()
+		d.mu.Lock()
+		d.lastCompaction = &c
+		d.mu.Unlock()
+		d.metrics.compactions.WithLabelValues(c.Result).Inc()
+	}
+	for attempt := 0; ; attempt++ {
+		sp, err := d.db.Space()
+		if err != nil {
+			d.setError("retention", err)
+			d.log.Error("scheduled compaction failed", "component", "retention", "err", err)
+			rec(CompactionJSON{Result: "failed", Reason: err.Error()})
+			return
+		}
+		if float64(sp.Free) < compactMinFree*float64(sp.File) {
+			d.log.Info("scheduled compaction skipped: few free pages", "component", "retention",
+				"bytes", sp.File, "free_bytes", sp.Free)
+			rec(CompactionJSON{Result: "skipped", Reason: fmt.Sprintf("free pages are %d of %d bytes, under %.0f%%", sp.Free, sp.File, 100*compactMinFree),
+				BytesBefore: sp.File, BytesAfter: sp.File, FreeBytes: sp.Free})
+			return
+		}
+		res, err := d.db.CompactOnline(ctx, store.CompactOptions{Logger: d.log.With("component", "retention")})
+		c := CompactionJSON{BytesBefore: res.Before, BytesAfter: res.After, FreeBytes: sp.Free,
+			WritersPausedSeconds: res.WritersPaused.Seconds(), PausedSeconds: res.Paused.Seconds()}
+		switch {
+		case err == nil:
+			c.Result = "compacted"
+			d.clearError("retention")
+			d.metrics.compactionPause.WithLabelValues("writers").Set(c.WritersPausedSeconds)
+			d.metrics.compactionPause.WithLabelValues("all").Set(c.PausedSeconds)
+			rec(c)
+			return
+		case ctx.Err() != nil:
+			return // shutting down
+		case errors.Is(err, store.ErrBusy) && attempt < compactRetries:
+			d.log.Warn("scheduled compaction skipped, trying again", "component", "retention", "err", err, "in", compactRetryWait)
+			t := d.clock.NewTimer(compactRetryWait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C():
+			}
+			continue
+		case errors.Is(err, store.ErrBusy):
+			c.Result, c.Reason = "skipped", err.Error()
+			d.log.Warn("scheduled compaction skipped", "component", "retention", "err", err)
+		default:
+			c.Result, c.Reason = "failed", err.Error()
+			d.setError("retention", err)
+			d.log.Error("scheduled compaction failed", "component", "retention", "err", err)
+		}
+		rec(c)
+		return
+	}
+}
+
 // RetentionJSON is the retention part of /api/v1/status.
 type RetentionJSON struct {
-	History    string           `json:"history"`
-	Versions   int              `json:"versions"`
-	Schedule   string           `json:"schedule"`
-	LastVacuum *time.Time       `json:"last_vacuum"`
-	Tables     []TableRetention `json:"tables"`
+	History        string           `json:"history"`
+	Versions       int              `json:"versions"`
+	Schedule       string           `json:"schedule"`
+	Compact        bool             `json:"compact"`
+	LastVacuum     *time.Time       `json:"last_vacuum"`
+	LastCompaction *CompactionJSON  `json:"last_compaction"`
+	Tables         []TableRetention `json:"tables"`
 }
 
 // TableRetention is one table's retention state in /api/v1/status.
@@ -123,11 +218,16 @@ func (d *Daemon) retentionStatus(cfg config.Config, now time.Time) (*RetentionJS
 	if err != nil {
 		return nil, err
 	}
-	out := &RetentionJSON{History: cfg.Retention.History.String(), Versions: cfg.Retention.Versions, Schedule: cfg.Retention.Schedule}
+	out := &RetentionJSON{History: cfg.Retention.History.String(), Versions: cfg.Retention.Versions, Schedule: cfg.Retention.Schedule,
+		Compact: cfg.Retention.Compact}
 	d.mu.Lock()
 	if !d.lastVacuum.IsZero() {
 		t := d.lastVacuum.UTC()
 		out.LastVacuum = &t
+	}
+	if d.lastCompaction != nil {
+		c := *d.lastCompaction
+		out.LastCompaction = &c
 	}
 	d.mu.Unlock()
 	for _, t := range st {

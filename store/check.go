@@ -501,20 +501,27 @@ func keyName(k []byte) string {
 // file cut short after Open; debug.SetPanicOnFault makes it a panic of the
 // goroutine running the transaction) comes back as an error. bbolt rolls the
 // transaction back on the way out, so nothing is written.
+//
+// Every transaction also passes the gate (gate.go), which an online
+// compaction closes while it copies and swaps the file.
 type guardedBolt struct {
-	*bolt.DB
+	gate *gate // the open file; nil in a value used only for guard
 	path string
 	log  *slog.Logger
 }
 
 // View runs fn in a read transaction.
 func (g guardedBolt) View(fn func(*bolt.Tx) error) error {
-	return g.guard(func() error { return g.DB.View(fn) })
+	b, done := g.gate.enter(false)
+	defer done()
+	return g.guard(func() error { return b.View(fn) })
 }
 
 // Update runs fn in a write transaction.
 func (g guardedBolt) Update(fn func(*bolt.Tx) error) error {
-	return g.guard(func() error { return g.DB.Update(fn) })
+	b, done := g.gate.enter(true)
+	defer done()
+	return g.guard(func() error { return b.Update(fn) })
 }
 
 func (g guardedBolt) guard(fn func() error) (err error) {

@@ -47,12 +47,21 @@ type CompactOptions struct {
 	// Hook, if set, is called at each step; an error stops the compaction
 	// there (the store is left as it was, or compacted after CompactRenamed).
 	Hook func(CompactStep) error
+	// Wait (CompactOnline) is how long to wait, at each of its two pauses,
+	// for the transactions already running to end (default 10s); then the
+	// compaction is skipped with a *BusyError.
+	Wait time.Duration
 }
 
 // CompactResult is what Compact did.
 type CompactResult struct {
 	Before, After int64 // file sizes
 	Took          time.Duration
+	// An online compaction's pauses (CompactOnline): how long new write
+	// transactions waited (the copy and the swap), and how long every
+	// transaction did (the swap alone). Both include the wait for
+	// transactions already running to end.
+	WritersPaused, Paused time.Duration
 }
 
 const compactSuffix = ".compact"
@@ -95,40 +104,15 @@ func Compact(dataDir string, opts CompactOptions) (CompactResult, error) {
 		return res, err
 	}
 	defer func() { _ = src.Close() }()
-	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return res, fmt.Errorf("compact: remove a leftover copy: %w", err)
-	}
-	dst, err := bolt.Open(tmp, 0o640, &bolt.Options{Timeout: opts.Timeout, PageSize: src.Info().PageSize,
-		NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
-	if err != nil {
-		return res, fmt.Errorf("compact: create the copy: %w", err)
+	_ = os.Remove(tmp) // a leftover copy takes room the check below counts
+	if err := checkSpace(dataDir, res.Before-int64(src.Stats().FreeAlloc)); err != nil {
+		return res, fmt.Errorf("compact %s: %w", path, err)
 	}
 	fail := func(err error) (CompactResult, error) {
-		_ = dst.Close()
 		_ = os.Remove(tmp)
 		return res, fmt.Errorf("compact %s: %w", path, err)
 	}
-	if err := (guardedBolt{path: path, log: opts.Logger}).guard(func() error { return bolt.Compact(dst, src, 64<<20) }); err != nil {
-		return fail(err)
-	}
-	if err := hook(CompactCopied); err != nil {
-		return fail(err)
-	}
-	if err := dst.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := dst.Close(); err != nil {
-		return fail(err)
-	}
-	if err := hook(CompactSynced); err != nil {
-		return fail(err)
-	}
-	if r, err := inspectFile(tmp, true); err != nil {
-		return fail(err)
-	} else if r.empty || r.validMeta == 0 || r.truncated || len(r.problems) > 0 {
-		return fail(r.damaged(tmp))
-	}
-	if err := hook(CompactChecked); err != nil {
+	if err := writeCopy(src, path, opts.Logger, hook); err != nil {
 		return fail(err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
@@ -146,6 +130,69 @@ func Compact(dataDir string, opts CompactOptions) (CompactResult, error) {
 	res.Took = time.Since(start)
 	opts.Logger.Info("store compacted", "path", path, "before", res.Before, "after", res.After, "took", res.Took)
 	return res, nil
+}
+
+// writeCopy writes the compacted copy of src to path+compactSuffix (a
+// leftover copy is replaced), syncs and closes it and inspects it, calling
+// hook at each step. On error the copy may be left behind: the caller
+// removes it.
+func writeCopy(src *bolt.DB, path string, log *slog.Logger, hook func(CompactStep) error) error {
+	tmp := path + compactSuffix
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove a leftover copy: %w", err)
+	}
+	dst, err := bolt.Open(tmp, 0o640, &bolt.Options{Timeout: time.Second, PageSize: src.Info().PageSize,
+		NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
+	if err != nil {
+		return fmt.Errorf("create the copy: %w", err)
+	}
+	if err := (guardedBolt{path: path, log: log}).guard(func() error { return bolt.Compact(dst, src, 64<<20) }); err != nil {
+		_ = dst.Close()
+		return err
+	}
+	if err := hook(CompactCopied); err != nil {
+		_ = dst.Close()
+		return err
+	}
+	if err := dst.Sync(); err != nil {
+		_ = dst.Close()
+		return err
+	}
+	if err := dst.Close(); err != nil {
+		return err
+	}
+	if err := hook(CompactSynced); err != nil {
+		return err
+	}
+	if r, err := inspectFile(tmp, true); err != nil {
+		return err
+	} else if r.empty || r.validMeta == 0 || r.truncated || len(r.problems) > 0 {
+		return r.damaged(tmp)
+	}
+	return hook(CompactChecked)
+}
+
+// NoSpaceError means the file system lacks the room for a compacted copy.
+type NoSpaceError struct {
+	Dir         string
+	Need, Avail int64
+}
+
+func (e *NoSpaceError) Error() string {
+	return fmt.Sprintf("not enough free disk space in %s for the compacted copy: it needs about %d bytes (the store's pages in use), %d are free", e.Dir, e.Need, e.Avail)
+}
+
+// checkSpace refuses a compaction whose copy (about need bytes: the pages
+// in use) does not fit in dir's file system, with a 5% margin.
+func checkSpace(dir string, need int64) error {
+	avail, ok := freeSpace(dir)
+	if !ok {
+		return nil
+	}
+	if want := need + need/20; avail < want {
+		return &NoSpaceError{Dir: dir, Need: want, Avail: avail}
+	}
+	return nil
 }
 
 func syncDir(dir string) error {

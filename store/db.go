@@ -124,7 +124,7 @@ func Open(dataDir string, opts Options) (*DB, error) {
 			return nil, err
 		}
 	}
-	db := &DB{bolt: guardedBolt{DB: bdb, path: path, log: opts.Logger}, readOnly: opts.ReadOnly, path: path, now: opts.Now, log: opts.Logger}
+	db := &DB{bolt: guardedBolt{gate: newGate(bdb), path: path, log: opts.Logger}, readOnly: opts.ReadOnly, path: path, now: opts.Now, log: opts.Logger}
 	var err error
 	if opts.ReadOnly {
 		err = db.checkFormat()
@@ -435,16 +435,21 @@ func (db *DB) Check(ctx context.Context) error {
 // holds a lock that keeps other processes from writing. (bbolt checks in a
 // goroutine of its own, which is safe because Open walked the same pages.)
 func (db *DB) Consistency(ctx context.Context) ([]string, error) {
-	tx, err := db.bolt.Begin(!db.readOnly)
-	if err != nil {
-		return nil, fmt.Errorf("check: %w", err)
+	run := db.bolt.Update
+	if db.readOnly {
+		run = db.bolt.View
 	}
-	defer func() { _ = tx.Rollback() }()
 	var problems []string
-	for err := range tx.Check() { // drain: Check's goroutine sends until done
-		if len(problems) < maxProblems {
-			problems = append(problems, err.Error())
+	err := run(func(tx *bolt.Tx) error {
+		for err := range tx.Check() { // drain: Check's goroutine sends until done
+			if len(problems) < maxProblems {
+				problems = append(problems, err.Error())
+			}
 		}
+		return errChecked
+	})
+	if err != nil && !errors.Is(err, errChecked) {
+		return nil, fmt.Errorf("check: %w", err)
 	}
 	return problems, ctx.Err()
 }

@@ -529,7 +529,7 @@ func TestRowsFormat2StillReads(t *testing.T) {
 func TestChunksFitTheirPages(t *testing.T) {
 	db := recOpen(t)
 	recWorkload(t, db, 6, func(int) bool { return false })
-	ps := db.bolt.Info().PageSize
+	ps := db.bolt.gate.current().Info().PageSize
 	limit := (chunkTarget+ps-1)/ps*ps - 16 - 16 - 12
 	n := 0
 	if err := db.bolt.View(func(tx *bolt.Tx) error {

@@ -6,7 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestRetentionEndToEnd: consumers hold the horizon, vacuum removes the
@@ -92,37 +94,51 @@ func TestRetentionEndToEnd(t *testing.T) {
 	}
 }
 
-// TestBackupWhileServing backs up through serve's API while files keep
-// arriving in its inbox; the restored copy passes check and reconcile.
+// TestBackupWhileServing backs up through serve's API under load: files
+// keep arriving in its inbox, and the processor runs, for as long as the
+// backups take; the restored copy passes check and reconcile.
 func TestBackupWhileServing(t *testing.T) {
 	data := t.TempDir()
 	p := startServe(t, data, nil)
 	inbox := filepath.Join(data, "inbox")
+	if err := os.MkdirAll(inbox, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { // load: a stream of files into the inbox
-		defer wg.Done()
-		for i := range 40 {
-			body := fmt.Sprintf("transaction_id,upi_id,merchant_id,transaction_amount,transaction_time,transaction_status\nL%03d,u@bank,M%d,%d.00,2024-12-21 10:%02d:00,completed\n", i, i%3, i+1, i%60)
-			tmp := filepath.Join(inbox, fmt.Sprintf(".l%03d.tmp", i))
-			if err := os.WriteFile(tmp, []byte(body), 0o600); err != nil {
-				t.Error(err)
+	var dropped atomic.Int64
+	stop := make(chan struct{})
+	wg.Go(func() { // load: a stream of files into the inbox until the backups are done
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
 				return
+			default:
 			}
-			if err := os.Rename(tmp, filepath.Join(inbox, fmt.Sprintf("l%03d.csv", i))); err != nil {
-				t.Error(err)
-				return
-			}
+			dropFile(t, inbox, fmt.Sprintf("l%04d.csv", i), batchFile(fmt.Sprintf("L%04d", i), fmt.Sprintf("M%d", i%3), 500))
+			dropped.Add(1)
+			time.Sleep(5 * time.Millisecond)
 		}
-	}()
+	})
+	p.eventually("the load to be merged", func() bool { return p.status().RawVersion() >= 5 })
 	backup := filepath.Join(t.TempDir(), "live.bak")
+	var merged []int64
 	for i := range 3 {
+		merged = append(merged, p.status().RawVersion())
 		out, errOut, code := run(t, []string{"UPICDC_HTTP_LISTEN=" + p.addr}, "--data-dir="+data, "backup", "--out", backup)
 		if code != 0 || !strings.Contains(out, "through serve") {
 			t.Fatalf("backup %d while serving: exit %d\n%s%s\n%s", i, code, out, errOut, p.log())
 		}
 	}
+	merged = append(merged, p.status().RawVersion())
+	close(stop)
 	wg.Wait()
+	if merged[len(merged)-1] <= merged[0] {
+		t.Errorf("no file was merged while the backups ran (raw versions %v)", merged)
+	}
+	p.eventually("every file merged and processed", func() bool {
+		st := p.status()
+		return st.Inbox.BacklogFiles == 0 && st.RawVersion() == dropped.Load() && st.Stream.VersionsBehind == 0
+	})
 	var st struct {
 		Retention struct {
 			Tables []struct {
