@@ -141,11 +141,14 @@ func writeCopy(src *bolt.DB, path string, log *slog.Logger, hook func(CompactSte
 	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove a leftover copy: %w", err)
 	}
+	// The copy carries its freelist, as every store does (see openBolt),
+	// and is grown only by what it needs: it is written once.
 	dst, err := bolt.Open(tmp, 0o640, &bolt.Options{Timeout: time.Second, PageSize: src.Info().PageSize,
-		NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
+		InitialMmapSize: initialMmap, FreelistType: bolt.FreelistMapType})
 	if err != nil {
 		return fmt.Errorf("create the copy: %w", err)
 	}
+	dst.AllocSize = dst.Info().PageSize
 	if err := (guardedBolt{path: path, log: log}).guard(func() error { return bolt.Compact(dst, src, 64<<20) }); err != nil {
 		_ = dst.Close()
 		return err

@@ -41,11 +41,17 @@ func TestCompactChild(t *testing.T) {
 // a file with many free pages.
 func bigThenVacuumed(t *testing.T, dir string) string {
 	t.Helper()
+	return vacuumedStore(t, dir, 30)
+}
+
+// vacuumedStore is bigThenVacuumed with versions versions.
+func vacuumedStore(t *testing.T, dir string, versions int) string {
+	t.Helper()
 	db, err := store.Open(dir, store.Options{Tables: []store.TableDef{itemsDef, byOwnerDef}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for v := range 30 {
+	for v := range versions {
 		rows := make([]store.Row, 0, 200)
 		for i := range 200 {
 			rows = append(rows, row(fmt.Sprintf("K%04d", i), "o", store.Paise(v*1000+i), v%60, "new"))

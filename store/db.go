@@ -181,6 +181,14 @@ func openInspected(path string, opts Options) (*bolt.DB, error) {
 	return bdb, nil
 }
 
+// initialMmap is the size bbolt maps a file with (see openBolt), and
+// allocSize the slack it grows the file by: with a mapping larger than
+// bbolt's default 16 MiB slack, even a small store would be a 16 MiB file.
+const (
+	initialMmap = 1 << 30
+	allocSize   = 1 << 20
+)
+
 // openBolt opens the bbolt file. A write open of a file written without a
 // freelist (by an earlier release) makes bbolt walk every page once to
 // rebuild it: after the inspection it cannot meet a bad page, but if it
@@ -209,9 +217,12 @@ func openBolt(path string, opts Options, readOnly bool) (*bolt.DB, error) {
 			// then block the writer. Mapping 1 GiB from the start (address
 			// space, not memory) makes that rare: bbolt then grows the
 			// mapping in 1 GiB steps.
-			InitialMmapSize: 1 << 30,
+			InitialMmapSize: initialMmap,
 			FreelistType:    bolt.FreelistMapType,
 		})
+		if err == nil {
+			bdb.AllocSize = allocSize
+		}
 		return err
 	})
 	if err != nil {
