@@ -199,8 +199,9 @@ func openBolt(path string, opts Options, readOnly bool) (*bolt.DB, error) {
 			ReadOnly: readOnly,
 			// The freelist is rebuilt on open instead of being written on every
 			// commit: a big file's freelist would otherwise cost each commit.
-			NoFreelistSync: true,
-			FreelistType:   bolt.FreelistMapType,
+			NoFreelistSync:  true,
+			FreelistType:    bolt.FreelistMapType,
+			InitialMmapSize: initialMmapSize(path), // see mmap.go
 		})
 		return err
 	})
@@ -214,6 +215,7 @@ func openBolt(path string, opts Options, readOnly bool) (*bolt.DB, error) {
 		}
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
+	releaseMapped(bdb, path)
 	return bdb, nil
 }
 
