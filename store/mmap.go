@@ -10,9 +10,9 @@ import (
 // remap first copies every key and value of every node the transaction has
 // touched from the map into the heap (node.dereference): a 1M-row MERGE
 // into a new store was measured holding 240 MB of such copies at its
-// commit. Mapping the file with room to grow makes that copy rare: it is
-// address space, not memory (the pages past the end of the file are never
-// touched).
+// commit. Mapping the file with room to grow makes that copy rare (once per
+// GB the file grows): it is address space, not memory (the pages past the
+// end of the file are never touched).
 const mmapHeadroom = 1 << 30
 
 // bboltAllocSize is bbolt's DB.AllocSize default (internal/common).
