@@ -144,7 +144,7 @@ func writeCopy(src *bolt.DB, path string, log *slog.Logger, hook func(CompactSte
 	// The copy carries its freelist, as every store does (see openBolt),
 	// and is grown only by what it needs: it is written once.
 	dst, err := bolt.Open(tmp, 0o640, &bolt.Options{Timeout: time.Second, PageSize: src.Info().PageSize,
-		InitialMmapSize: initialMmap, FreelistType: bolt.FreelistMapType})
+		InitialMmapSize: initialMmap(), FreelistType: bolt.FreelistMapType})
 	if err != nil {
 		return fmt.Errorf("create the copy: %w", err)
 	}
