@@ -26,6 +26,7 @@ type benchOptions struct {
 	lookups                    int
 	scenario                   string
 	retention                  retentionBench
+	scale                      scaleBench
 }
 
 func newBenchCommand(a *app) *cobra.Command {
@@ -41,8 +42,24 @@ generation is not timed. --ids random spreads ids and updates uniformly (the B+t
 case); --ids ordered makes ids grow with time and updates hit recent transactions, as UPI RRNs do.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if o.scenario != "" && o.scenario != "retention" {
-				return usageError{fmt.Errorf("--scenario %q: want retention (or none)", o.scenario)}
+			if o.scenario != "" && o.scenario != "retention" && o.scenario != "scale" {
+				return usageError{fmt.Errorf("--scenario %q: want retention or scale (or none)", o.scenario)}
+			}
+			if o.scenario == "scale" {
+				s := o.scale
+				s.fileRows, s.ids = o.fileRows, o.ids
+				if !cmd.Flags().Changed("ids") {
+					s.ids = "ordered" // the scale issue's workload
+				}
+				if err := s.check(); err != nil {
+					return err
+				}
+				dir, cleanup, err := a.freshDataDir(cmd)
+				if err != nil {
+					return err
+				}
+				defer cleanup()
+				return a.benchScale(cmd.Context(), dir, s)
 			}
 			if r := o.retention; o.scenario == "retention" && (r.days < 1 || r.retainDays < 1 || r.dayRows < 1) {
 				return usageError{fmt.Errorf("--days, --retain-days, --day-rows must be >= 1")}
@@ -70,11 +87,18 @@ case); --ids ordered makes ids grow with time and updates hit recent transaction
 	f.IntVar(&o.files, "files", 5, "measured files")
 	f.StringVar(&o.ids, "ids", "random", "id distribution: random or ordered")
 	f.IntVar(&o.lookups, "lookups", 10_000, "transaction history lookups to time")
-	f.StringVar(&o.scenario, "scenario", "", "retention: store size over simulated days with and without retention")
+	f.StringVar(&o.scenario, "scenario", "", "retention: store size over simulated days with and without retention; scale: each phase of the scale issue's workload as a child process (time, RSS, store size)")
 	f.IntVar(&o.retention.days, "days", 30, "--scenario retention: simulated days")
 	f.IntVar(&o.retention.retainDays, "retain-days", 7, "--scenario retention: retention.history in days")
 	f.IntVar(&o.retention.dayRows, "day-rows", 20_000, "--scenario retention: rows per simulated day")
 	f.StringVar(&o.retention.svg, "svg", "", "--scenario retention: write the plot to this SVG file")
+	f.IntVar(&o.scale.rows, "rows", 1_000_000, "--scenario scale: CSV rows in all (in files of --file-rows; --ids defaults to ordered)")
+	f.StringVar(&o.scale.bin, "bin", "", "--scenario scale: the upicdc binary whose phases are measured (default: this one)")
+	f.StringVar(&o.scale.keepFiles, "keep-files", "", "--scenario scale: write the generated CSV files into this directory and keep them")
+	f.StringVar(&o.scale.filesFrom, "files-from", "", "--scenario scale: ingest this directory's *.csv files (in name order) instead of generating")
+	f.StringArrayVar(&o.scale.windows, "windows", []string{"none", "1d,1w"}, "--scenario scale: a process variant's windows.sizes, none or e.g. 1d,1w (repeatable)")
+	f.IntVar(&o.scale.maxRows, "max-rows-per-trigger", 0, "--scenario scale: set stream.max_rows_per_trigger (binaries before it refuse the key; 0: not set)")
+	f.IntVar(&o.scale.maxVersions, "max-versions-per-trigger", 0, "--scenario scale: set stream.max_versions_per_trigger (0: not set)")
 	return cmd
 }
 
