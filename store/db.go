@@ -21,8 +21,14 @@ import (
 const FileName = "upicdc.db"
 
 // formatVersion 2: every table is generic (rows encoded by the schema the
-// table keeps in its meta bucket).
-const formatVersion = "2"
+// table keeps in its meta bucket). 3: change records and rows values in
+// their compact forms (see chunks.go), which a format-2 binary would misread
+// as damage. This binary reads both; it marks a format-2 store 3 when it
+// opens it for writing, since what it writes then is format 3.
+const (
+	formatVersion = "3"
+	formatCompat  = "2"
+)
 
 var (
 	bucketMeta    = []byte("meta")
@@ -269,8 +275,8 @@ func checkFormatBucket(m *bolt.Bucket) error {
 	if m == nil {
 		return fmt.Errorf("%w: not initialised", ErrFormat)
 	}
-	if f := m.Get(keyFormat); string(f) != formatVersion {
-		return fmt.Errorf("%w %q (this binary reads %q)", ErrFormat, f, formatVersion)
+	if f := string(m.Get(keyFormat)); f != formatVersion && f != formatCompat {
+		return fmt.Errorf("%w %q (this binary reads %q and %q)", ErrFormat, f, formatCompat, formatVersion)
 	}
 	return nil
 }
@@ -287,12 +293,15 @@ func (db *DB) init(defs []TableDef) error {
 		if err != nil {
 			return err
 		}
-		if f := m.Get(keyFormat); f == nil {
+		if f := m.Get(keyFormat); f != nil {
+			if err := checkFormatBucket(m); err != nil {
+				return err
+			}
+		}
+		if f := m.Get(keyFormat); string(f) != formatVersion {
 			if err := m.Put(keyFormat, []byte(formatVersion)); err != nil {
 				return err
 			}
-		} else if err := checkFormatBucket(m); err != nil {
-			return err
 		}
 		for _, b := range [][]byte{bucketFiles, bucketStreams, bucketTables} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
