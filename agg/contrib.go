@@ -3,6 +3,7 @@ package agg
 import (
 	"encoding/binary"
 	"fmt"
+	"iter"
 	"time"
 
 	"github.com/upicdc/upicdc/cdc"
@@ -181,7 +182,7 @@ func build(d Derived, u *Universe, have []store.Row) ([]store.Row, error) {
 // history, and every merchant ever seen: what a derived table is built from
 // by reconcile, backfill and reprocess.
 type Universe struct {
-	Txns      []Contribution // in no particular order
+	Txns      iter.Seq[Contribution] // in no particular order
 	Merchants map[string]bool
 	// RawVersion is the raw version the universe was recomputed at.
 	RawVersion int64

@@ -146,9 +146,14 @@ func replay(src changeSource, base *baseline, to int64, sizeHint int, progress f
 			return nil
 		})
 	}
-	u.Txns = make([]Contribution, len(rs.txns))
-	for i := range rs.txns {
-		u.Txns[i] = rs.txns[i].contribution()
+	// Computed as the derived tables' builds ask, not kept: a million
+	// of them would be 56 MB more to allocate and scan.
+	u.Txns = func(yield func(Contribution) bool) {
+		for i := range rs.txns {
+			if !yield(rs.txns[i].contribution()) {
+				return
+			}
+		}
 	}
 	return u, rs, n, err
 }

@@ -140,7 +140,7 @@ func (totals) Build(u *Universe) ([]store.Row, error) {
 	for m := range u.Merchants {
 		rows[m] = emptyTotals(m)
 	}
-	for _, c := range u.Txns {
+	for c := range u.Txns {
 		if !c.Live {
 			continue
 		}

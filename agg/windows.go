@@ -243,7 +243,7 @@ func (w windows) Apply(b *Batch, tw *store.TableWriter) error {
 
 func (w windows) Build(u *Universe) ([]store.Row, error) {
 	wd := w.newDeltas()
-	for _, c := range u.Txns {
+	for c := range u.Txns {
 		wd.add(&c, +1)
 	}
 	rows := make(map[string]store.Row, len(wd.m))
