@@ -439,6 +439,10 @@ func (s *Snapshot) Scan(ctx context.Context, name string, version int64, kr KeyR
 
 // Changes is DB.Changes inside the snapshot.
 func (s *Snapshot) Changes(ctx context.Context, name string, from, to int64, fn func(Change) error) error {
+	return s.feed(ctx, name, from, to, feedOpts{}, fn)
+}
+
+func (s *Snapshot) feed(ctx context.Context, name string, from, to int64, opts feedOpts, fn func(Change) error) error {
 	t, err := s.db.table(name)
 	if err != nil {
 		return err
@@ -447,7 +451,7 @@ func (s *Snapshot) Changes(ctx context.Context, name string, from, to int64, fn 
 	if err != nil {
 		return err
 	}
-	return s.db.bolt.guard(func() error { return t.changes(ctx, tb, from, to, false, fn) })
+	return s.db.bolt.guard(func() error { return t.feed(ctx, tb, from, to, opts, fn) })
 }
 
 // Checkpoint is a stream's checkpoint in the snapshot.
@@ -482,15 +486,5 @@ func (s *Snapshot) VersionAsOf(name string, at time.Time) (int64, error) {
 // previous image, and with every Change's Row sharing one storage, valid
 // until fn returns (its strings are its own).
 func (s *Snapshot) Fold(ctx context.Context, name string, from, to int64, fn func(Change) error) error {
-	t, err := s.db.table(name)
-	if err != nil {
-		return err
-	}
-	tb, err := tableBucket(s.tx, name)
-	if err != nil {
-		return err
-	}
-	return s.db.bolt.guard(func() error {
-		return t.feed(ctx, tb, from, to, feedOpts{reuse: true, noPreimages: true}, fn)
-	})
+	return s.feed(ctx, name, from, to, feedOpts{reuse: true, noPreimages: true}, fn)
 }
