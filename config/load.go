@@ -67,6 +67,7 @@ func NonConfigEnvVars() []string {
 		"UPICDC_SERVE_LATENCY_FILES", // its file count
 		"UPICDC_SERVE_LATENCY_ROWS",  // its rows per file
 		"UPICDC_INTEROP_VENV",        // cdc/delta: the interop test's venv
+		"UPICDC_SPARK_VENV",          // bench/spark: the Spark side-by-side venv
 		"UPICDC_SQL_PYTHON",          // daemon/sqlserver: the clients test's venv python
 		"UPICDC_SQL_BENCH",           // daemon/sqlserver: TestSQLBenchmarks
 		"UPICDC_SQL_BENCH_ROWS",      // its raw table's size
