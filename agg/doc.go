@@ -17,9 +17,11 @@
 // between windows exactly, there is no watermark.
 //
 // Exactly once: each transaction's current contribution (merchant, sale and
-// its time, refund and its time, status) is the stream's state; a
-// micro-batch replaces contributions (never adds to them), folds the old and
-// new contribution of every touched transaction into each derived table,
+// its time, refund and its time, status) is a function of its images; a
+// micro-batch replaces contributions (never adds to them): it folds the
+// contribution every touched transaction had before the batch (from its
+// earlier images, which the raw change feed keeps as a chain, see
+// store.ProcessTx.Earlier) and the one it has after into each derived table,
 // and writes their new versions, their change feeds, the Delta txn
 // identifier and the advanced checkpoint in one bbolt transaction
 // (store.DB.Process). A crash anywhere leaves the previous micro-batch's
