@@ -175,7 +175,9 @@ func (p *Processor) batch(tx *store.ProcessTx, from, to int64) (int64, int64, in
 	if p.opts.MaxRowsPerTrigger > 0 {
 		est = min(est, p.opts.MaxRowsPerTrigger)
 	}
-	if p.index == nil || int64(cap(p.txns)) < est {
+	// After a catch-up, a daemon's micro-batches are small: do not hold a
+	// catch-up's buffers for ever.
+	if c := int64(cap(p.txns)); p.index == nil || c < est || c > 4*max(est, 4096) {
 		p.index = make(map[string]int32, est)
 		p.txns = make([]TxnChange, 0, est)
 	}
