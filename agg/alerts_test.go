@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -335,8 +334,7 @@ func TestAlertsKilledBetweenSteps(t *testing.T) {
 				cmd.Env = append(os.Environ(), envCrashDir+"="+dir, envCrashStep+"="+string(step),
 					envCrashAt+"="+strconv.Itoa(at), envCrashAlerts+"=1")
 				out, err := cmd.CombinedOutput()
-				ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
-				if !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+				if !storetest.KilledBySIGKILL(cmd.ProcessState) {
 					t.Fatalf("child not killed by SIGKILL: %v\n%s", err, out)
 				}
 				db = aggtest.Open(t, dir, cfg)

@@ -11,6 +11,7 @@ import (
 	"github.com/upicdc/upicdc/agg"
 	"github.com/upicdc/upicdc/agg/aggtest"
 	"github.com/upicdc/upicdc/store"
+	"github.com/upicdc/upicdc/store/storetest"
 )
 
 // Environment of the crashing child process.
@@ -92,8 +93,7 @@ func TestBackfillKilledBetweenSteps(t *testing.T) {
 			cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
 			cmd.Env = append(os.Environ(), envCrashDir+"="+dir, envCrashStep+"="+string(step), envCrashAt+"=0", envCrashBackfill+"=1")
 			out, err := cmd.CombinedOutput()
-			ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
-			if !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+			if !storetest.KilledBySIGKILL(cmd.ProcessState) {
 				t.Fatalf("child not killed by SIGKILL: %v\n%s", err, out)
 			}
 
@@ -147,8 +147,7 @@ func TestProcessorKilledBetweenSteps(t *testing.T) {
 				cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
 				cmd.Env = append(os.Environ(), envCrashDir+"="+dir, envCrashStep+"="+string(step), envCrashAt+"="+strconv.Itoa(at))
 				out, err := cmd.CombinedOutput()
-				ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
-				if !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+				if !storetest.KilledBySIGKILL(cmd.ProcessState) {
 					t.Fatalf("child not killed by SIGKILL: %v\n%s", err, out)
 				}
 

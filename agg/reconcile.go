@@ -45,7 +45,9 @@ type expected struct {
 	c     Contribution
 }
 
-// changeSource is what replay reads: the raw change feed of from..to.
+// changeSource is what replay reads: the raw change feed of from..to
+// without its update_preimage rows (store.Snapshot.Fold,
+// store.ProcessTx.SourceChanges).
 type changeSource func(from, to int64, fn func(store.Change) error) error
 
 // apply folds one change-feed row (not an update_preimage) into a
@@ -121,9 +123,6 @@ func replay(src changeSource, base *baseline, to int64, sizeHint int, progress f
 			return src(base.version+1, to, func(sc store.Change) error {
 				if n++; progress != nil && n%1_000_000 == 0 {
 					progress(n)
-				}
-				if sc.Type == store.UpdatePreimage {
-					return nil
 				}
 				return emit(sc.Type, sc.Row)
 			})

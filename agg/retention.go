@@ -72,10 +72,7 @@ func foldBaseline(b *store.BaselineTx) error {
 	touched := map[string]*expected{}
 	merchants := map[string]bool{}
 	var key []byte
-	err := b.Changes(func(sc store.Change) error {
-		if sc.Type == store.UpdatePreimage {
-			return nil
-		}
+	err := b.Changes(func(sc store.Change) error { // no preimages
 		r := cdc.RowOf(sc.Row)
 		e := touched[r.TransactionID]
 		if e == nil {

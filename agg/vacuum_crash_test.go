@@ -12,6 +12,7 @@ import (
 	"github.com/upicdc/upicdc/agg/aggtest"
 	"github.com/upicdc/upicdc/cdc"
 	"github.com/upicdc/upicdc/store"
+	"github.com/upicdc/upicdc/store/storetest"
 )
 
 const envVacuumCrashAt = "UPICDC_TEST_VACUUM_CRASH_TABLE"
@@ -68,8 +69,7 @@ func TestVacuumKilled(t *testing.T) {
 			cmd := exec.Command(os.Args[0], "-test.run=^TestVacuumCrashChild$", "-test.count=1")
 			cmd.Env = append(os.Environ(), envCrashDir+"="+dir, envVacuumCrashAt+"="+strconv.Itoa(at))
 			out, err := cmd.CombinedOutput()
-			ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
-			if !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+			if !storetest.KilledBySIGKILL(cmd.ProcessState) {
 				t.Fatalf("child not killed by SIGKILL: %v\n%s", err, out)
 			}
 

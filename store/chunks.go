@@ -234,6 +234,8 @@ type feedOpts struct {
 	// noPreimages leaves update_preimage rows out: an update then costs its
 	// postimage alone (no read of the previous image).
 	noPreimages bool
+	// omit marks the columns left zero (see decoder.omit).
+	omit uint64
 }
 
 // feedReader decodes change-feed chunks and finds implied preimages.
@@ -248,13 +250,22 @@ type feedReader struct {
 	// a few recent chunks.
 	lastKey   [12]byte
 	lastChunk []byte
+	// rows counts the change rows read, preimages included (stored, or
+	// implied by their postimage) whether or not they were handed on.
+	rows int64
 }
 
-// chunk calls fn with each change of chunk, preimages included unless
-// opts.noPreimages.
-func (f *feedReader) chunk(chunk []byte, fn func(ChangeType, Row) error) error {
+// records calls fn with each record of chunk as decoded, its
+// update_preimage records left out with opts.noPreimages (and then decoded
+// only as far as stepping over them takes).
+func (f *feedReader) records(chunk []byte, fn func(*image) error) error {
 	d := decoder{b: chunk}
 	for len(d.b) > 0 {
+		skip := f.opts.noPreimages && recordType(d.b[0]) == UpdatePreimage
+		d.omit = f.opts.omit
+		if skip {
+			d.omit = ^uint64(0)
+		}
 		img, err := f.t.decodeRecordInto(&d, f.buf)
 		if err != nil {
 			return err
@@ -262,11 +273,25 @@ func (f *feedReader) chunk(chunk []byte, fn func(ChangeType, Row) error) error {
 		if f.opts.reuse {
 			f.buf = img.row
 		}
-		if img.typ == UpdatePreimage && f.opts.noPreimages {
+		if f.rows++; img.implied {
+			f.rows++
+		}
+		if skip {
 			continue
 		}
+		if err := fn(&img); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// chunk calls fn with each change of chunk, preimages included unless
+// opts.noPreimages.
+func (f *feedReader) chunk(chunk []byte, fn func(ChangeType, Row) error) error {
+	return f.records(chunk, func(img *image) error {
 		if img.implied && !f.opts.noPreimages {
-			pre, err := f.preimage(img)
+			pre, err := f.preimage(*img)
 			if err != nil {
 				return err
 			}
@@ -274,11 +299,16 @@ func (f *feedReader) chunk(chunk []byte, fn func(ChangeType, Row) error) error {
 				return err
 			}
 		}
-		if err := fn(img.typ, img.row); err != nil {
-			return err
-		}
+		return fn(img.typ, img.row)
+	})
+}
+
+// recordType is the change type of the record whose first byte is b.
+func recordType(b byte) ChangeType {
+	if b&recNew != 0 {
+		return ChangeType(b&recTypeMask) + 1
 	}
-	return nil
+	return ChangeType(b)
 }
 
 // preimage returns the image post's back pointer reaches: the record there,
@@ -301,7 +331,7 @@ func (f *feedReader) preimage(post image) (Row, error) {
 		f.lastChunk = f.cdf.Get(k)
 		copy(f.lastKey[:], k)
 	}
-	img, err := f.t.recordAt(f.lastChunk, at, dst)
+	img, err := f.t.recordAt(f.lastChunk, at, dst, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -312,12 +342,12 @@ func (f *feedReader) preimage(post image) (Row, error) {
 }
 
 // recordAt decodes the record at ref in chunk (ref's chunk), into dst's
-// storage when it is large enough.
-func (t *table) recordAt(chunk []byte, ref imageRef, dst Row) (image, error) {
+// storage when it is large enough, leaving the columns omit marks zero.
+func (t *table) recordAt(chunk []byte, ref imageRef, dst Row, omit uint64) (image, error) {
 	if chunk == nil || int(ref.offset) >= len(chunk) {
 		return image{}, fmt.Errorf("%w: no change record at %d/%d/%d", ErrCorrupt, ref.version, ref.chunk, ref.offset)
 	}
-	d := decoder{b: chunk[ref.offset:]}
+	d := decoder{b: chunk[ref.offset:], omit: omit}
 	return t.decodeRecordInto(&d, dst)
 }
 

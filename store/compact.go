@@ -104,7 +104,9 @@ func Compact(dataDir string, opts CompactOptions) (CompactResult, error) {
 		return res, err
 	}
 	defer func() { _ = src.Close() }()
-	_ = os.Remove(tmp) // a leftover copy takes room the check below counts
+	if err := removeLeftover(tmp); err != nil {
+		return res, fmt.Errorf("compact %s: %w", path, err)
+	}
 	if err := checkSpace(dataDir, res.Before-int64(src.Stats().FreeAlloc)); err != nil {
 		return res, fmt.Errorf("compact %s: %w", path, err)
 	}
@@ -132,15 +134,22 @@ func Compact(dataDir string, opts CompactOptions) (CompactResult, error) {
 	return res, nil
 }
 
-// writeCopy writes the compacted copy of src to path+compactSuffix (a
-// leftover copy is replaced), syncs and closes it and inspects it, calling
-// hook at each step. On error the copy may be left behind: the caller
-// removes it.
-func writeCopy(src *bolt.DB, path string, log *slog.Logger, hook func(CompactStep) error) error {
-	tmp := path + compactSuffix
+// removeLeftover removes the copy a compaction that did not finish left
+// at tmp: it takes room the space check counts, and bbolt would open it
+// rather than start afresh.
+func removeLeftover(tmp string) error {
 	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove a leftover copy: %w", err)
 	}
+	return nil
+}
+
+// writeCopy writes the compacted copy of src to path+compactSuffix (the
+// caller has removed any leftover, see removeLeftover), syncs and closes it
+// and inspects it, calling hook at each step. On error the copy may be
+// left behind: the caller removes it.
+func writeCopy(src *bolt.DB, path string, log *slog.Logger, hook func(CompactStep) error) error {
+	tmp := path + compactSuffix
 	// The copy carries its freelist, as every store does (see openBolt),
 	// and is grown only by what it needs: it is written once.
 	dst, err := bolt.Open(tmp, 0o640, &bolt.Options{Timeout: time.Second, PageSize: src.Info().PageSize,

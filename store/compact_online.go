@@ -64,7 +64,9 @@ func (db *DB) CompactOnline(ctx context.Context, opts CompactOptions) (CompactRe
 		return res, fmt.Errorf("compact %s: %w", path, err)
 	}
 	res.Before = fi.Size()
-	_ = os.Remove(tmp) // a leftover copy takes room the check counts
+	if err := removeLeftover(tmp); err != nil {
+		return res, fmt.Errorf("compact %s: %w", path, err)
+	}
 	if err := checkSpace(dir, res.Before-int64(db.bolt.Stats().FreeAlloc)); err != nil {
 		return res, fmt.Errorf("compact %s: %w", path, err)
 	}

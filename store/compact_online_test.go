@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/upicdc/upicdc/store"
+	"github.com/upicdc/upicdc/store/storetest"
 )
 
 // TestCompactOnlineUnderLoad compacts an open store while writers MERGE,
@@ -263,8 +264,7 @@ func TestCompactOnlineKilled(t *testing.T) {
 			cmd := exec.Command(os.Args[0], "-test.run=^TestCompactOnlineChild$", "-test.count=1")
 			cmd.Env = append(os.Environ(), envOnlineDir+"="+dir, envCompactStep+"="+string(step))
 			out, err := cmd.Output()
-			ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
-			if !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+			if !storetest.KilledBySIGKILL(cmd.ProcessState) {
 				t.Fatalf("child not killed by SIGKILL: %v\n%s", err, out)
 			}
 			db, err = store.Open(dir, store.Options{Tables: []store.TableDef{itemsDef, byOwnerDef}})

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/upicdc/upicdc/store"
+	"github.com/upicdc/upicdc/store/storetest"
 )
 
 const (
@@ -82,8 +83,7 @@ func TestCompactKilled(t *testing.T) {
 			cmd := exec.Command(os.Args[0], "-test.run=^TestCompactChild$", "-test.count=1")
 			cmd.Env = append(os.Environ(), envCompactDir+"="+dir, envCompactStep+"="+string(step))
 			out, err := cmd.CombinedOutput()
-			ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
-			if !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+			if !storetest.KilledBySIGKILL(cmd.ProcessState) {
 				t.Fatalf("child not killed by SIGKILL: %v\n%s", err, out)
 			}
 			check := func() {

@@ -79,47 +79,23 @@ func (p *ProcessTx) SourceFeed(o FeedOptions, fn func(*FeedRecord) error) (int64
 			p.omit &^= 1 << i
 		}
 	}
-	maxRows := o.MaxRows
-	var (
-		rec       FeedRecord
-		row, skip Row
-		n         int64
-		cur       = from - 1
-		last      = to
-	)
-	err = forChunks(p.ctx, p.srcTB.Bucket(subCDF), from, to, func(ver int64, chunk []byte) error {
+	f := &feedReader{t: p.src, cdf: p.srcCDF, h: p.srcH, opts: feedOpts{reuse: true, noPreimages: true, omit: p.omit}}
+	var rec FeedRecord
+	cur, last := from-1, to
+	err = forChunks(p.ctx, p.srcCDF, from, to, func(ver int64, chunk []byte) error {
 		if ver != cur {
-			if maxRows > 0 && n >= maxRows {
+			if o.MaxRows > 0 && f.rows >= o.MaxRows {
 				last = ver - 1
 				return errFeedFull
 			}
 			cur = ver
 		}
-		d := decoder{b: chunk}
-		for len(d.b) > 0 {
-			n++
-			if recordType(d.b[0]) == UpdatePreimage {
-				d.omit = ^uint64(0)
-				img, err := p.src.decodeRecordInto(&d, skip)
-				if err != nil {
-					return fmt.Errorf("change feed of %s version %d: %w", p.src.name, ver, err)
-				}
-				skip = img.row
-				continue
-			}
-			d.omit = p.omit
-			img, err := p.src.decodeRecordInto(&d, row)
-			if err != nil {
-				return fmt.Errorf("change feed of %s version %d: %w", p.src.name, ver, err)
-			}
-			row = img.row
-			if img.implied {
-				n++ // its preimage is a change row too, though not stored
-			}
+		err := f.records(chunk, func(img *image) error {
 			rec = FeedRecord{Type: img.typ, Version: ver, Row: img.row, prev: img.prev, hasPrev: img.hasPrev}
-			if err := fn(&rec); err != nil {
-				return err
-			}
+			return fn(&rec)
+		})
+		if err != nil {
+			return fmt.Errorf("change feed of %s version %d: %w", p.src.name, ver, err)
 		}
 		p.touch(len(chunk))
 		return nil
@@ -130,30 +106,24 @@ func (p *ProcessTx) SourceFeed(o FeedOptions, fn func(*FeedRecord) error) (int64
 	if err != nil {
 		return 0, 0, err
 	}
-	return last, n, nil
+	return last, f.rows, nil
 }
 
 // Earlier walks the images of r's key before r, newest first, calling fn
 // with each (its Row shares storage with the next call's) until fn returns
 // false or the chain ends. Its rows leave the key columns zero (they are
-// r's) and the columns SourceFeed was told to omit. It reports whether the walk reached the
-// source's retention horizon: a vacuum removed the images at and before
-// it, and what they added up to is the stream's baseline (BaselineValue).
+// r's) and the columns SourceFeed was told to omit. It reports whether the
+// walk reached the source's retention horizon: a vacuum removed the images
+// at and before it, and what they added up to is the stream's baseline
+// (BaselineValue).
 func (p *ProcessTx) Earlier(r *FeedRecord, fn func(ChangeType, Row) (bool, error)) (bool, error) {
-	if p.srcCDF == nil {
-		p.srcCDF = p.srcTB.Bucket(subCDF)
-	}
+	omit := p.omit | (1<<p.src.schema().KeyColumns - 1)
 	at, ok := r.prev, r.hasPrev
 	for ok {
 		if p.srcH.removed(at.version) {
 			return true, nil
 		}
-		chunk := p.srcCDF.Get(chunkKey(at.version, at.chunk))
-		if chunk == nil || int(at.offset) >= len(chunk) {
-			return false, fmt.Errorf("%w: %s: no change record at %d/%d/%d", ErrCorrupt, p.src.name, at.version, at.chunk, at.offset)
-		}
-		d := decoder{b: chunk[at.offset:], omit: p.omit | (1<<p.src.schema().KeyColumns - 1)}
-		img, err := p.src.decodeRecordInto(&d, p.earlier)
+		img, err := p.src.recordAt(p.srcCDF.Get(chunkKey(at.version, at.chunk)), at, p.earlier, omit)
 		if err != nil {
 			return false, fmt.Errorf("%s history at version %d: %w", p.src.name, at.version, err)
 		}
@@ -192,12 +162,4 @@ func (p *ProcessTx) SourceRows(from, to int64) int64 {
 		n += ci.OperationMetrics["numTargetChangeFileRows"]
 	}
 	return n
-}
-
-// recordType is the change type of the record whose first byte is b.
-func recordType(b byte) ChangeType {
-	if b&recNew != 0 {
-		return ChangeType(b&recTypeMask) + 1
-	}
-	return ChangeType(b)
 }

@@ -12,8 +12,8 @@ import (
 // TestSourceFeedAndEarlier: SourceFeed reads a version range without
 // preimages, stops at a version boundary once MaxRows is reached, leaves
 // the columns it was not asked for zero; Earlier walks a record's key back
-// through its earlier images, newest first, down to the first; a reader
-// that stops early stops the walk.
+// through its earlier images, newest first, down to the first, or to the
+// retention horizon; a reader that stops early stops the walk.
 func TestSourceFeedAndEarlier(t *testing.T) {
 	db := open(t, t.TempDir())
 	merge(t, db, "v1", row("A", "o1", 100, 1, "new"), row("B", "o1", 200, 1, "new"))
@@ -85,5 +85,36 @@ func TestSourceFeedAndEarlier(t *testing.T) {
 		return err
 	}); err == nil {
 		t.Error("an unknown column was accepted")
+	}
+
+	// After a vacuum to version 2, A's history past its version-3 record
+	// is gone: the walk reports the horizon instead of an image, and
+	// there is no baseline (no stream has folded one).
+	if _, err := db.Vacuum(context.Background(), store.VacuumOptions{Policy: store.Retention{Versions: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	walks := 0
+	if _, _, err := db.Process(context.Background(), "feedtest", "items", func(tx *store.ProcessTx) error {
+		_, _, err := tx.SourceFeed(store.FeedOptions{From: 3, To: 3}, func(r *store.FeedRecord) error {
+			if !r.HasEarlier() {
+				return nil
+			}
+			walks++
+			images := 0
+			horizon, err := tx.Earlier(r, func(store.ChangeType, store.Row) (bool, error) { images++; return true, nil })
+			if err != nil || !horizon || images != 0 {
+				t.Errorf("walk past the horizon: horizon %v, %d images, err %v; want the horizon at once", horizon, images, err)
+			}
+			if v := tx.BaselineValue([]byte("A")); v != nil {
+				t.Errorf("baseline of A: %q, want none", v)
+			}
+			return nil
+		})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if walks != 1 {
+		t.Errorf("%d walks after the vacuum, want A's one", walks)
 	}
 }

@@ -208,13 +208,17 @@ func (db *DB) Process(ctx context.Context, stream, source string, fn func(*Proce
 		if err != nil {
 			return err
 		}
+		srcCDF, err := subBucket(srcTB, subCDF)
+		if err != nil {
+			return err
+		}
 		srcLast, err := lastCommit(srcTB)
 		if err != nil {
 			return err
 		}
 		p := &ProcessTx{
 			ctx: ctx, db: db, tx: tx, cp: cp, src: src, srcTB: srcTB, srcLast: srcLast.Version,
-			srcH: horizonOf(srcTB), stream: sb, writers: map[string]*TableWriter{}, buckets: map[string]*bolt.Bucket{},
+			srcH: horizonOf(srcTB), srcCDF: srcCDF, stream: sb, writers: map[string]*TableWriter{}, buckets: map[string]*bolt.Bucket{},
 			props: map[string]map[string]string{},
 		}
 		if err := fn(p); err != nil {

@@ -22,7 +22,7 @@ func subBucket(tb *bolt.Bucket, name []byte) (*bolt.Bucket, error) {
 
 // readImage decodes the change-feed record at ref.
 func (t *table) readImage(cdf *bolt.Bucket, ref imageRef) (image, error) {
-	return t.recordAt(cdf.Get(chunkKey(ref.version, ref.chunk)), ref, nil)
+	return t.recordAt(cdf.Get(chunkKey(ref.version, ref.chunk)), ref, nil, 0)
 }
 
 // imageAt walks a key's image chain back from its current image to the

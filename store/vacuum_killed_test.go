@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/upicdc/upicdc/store"
+	"github.com/upicdc/upicdc/store/storetest"
 )
 
 const (
@@ -165,7 +166,7 @@ func TestVacuumKilled(t *testing.T) {
 				_ = cmd.Process.Signal(syscall.SIGKILL)
 			}
 			_ = cmd.Wait()
-			if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+			if !storetest.KilledBySIGKILL(cmd.ProcessState) {
 				t.Fatalf("child not killed by SIGKILL: %v", cmd.ProcessState)
 			}
 

@@ -157,7 +157,7 @@ func newTableWriter(ctx context.Context, t *table, tb *bolt.Bucket, version int6
 	tail, _ := rows.Cursor().Last()
 	return &TableWriter{tail: slices.Clone(tail),
 		ctx: ctx, t: t, s: t.schema(), version: version,
-		rows:  tb.Bucket(subRows),
+		rows:  rows,
 		cdf:   newChunkWriter(tb.Bucket(subCDF), version),
 		notes: newChunkWriter(tb.Bucket(subNotes), version),
 		tb:    tb, h: horizonOf(tb),
