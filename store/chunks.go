@@ -253,6 +253,7 @@ type feedReader struct {
 	// rows counts the change rows read, preimages included (stored, or
 	// implied by their postimage) whether or not they were handed on.
 	rows int64
+	img  image // the record records hands on (one, not one a record on the heap)
 }
 
 // records calls fn with each record of chunk as decoded, its
@@ -266,20 +267,20 @@ func (f *feedReader) records(chunk []byte, fn func(*image) error) error {
 		if skip {
 			d.omit = ^uint64(0)
 		}
-		img, err := f.t.decodeRecordInto(&d, f.buf)
-		if err != nil {
+		var err error
+		if f.img, err = f.t.decodeRecordInto(&d, f.buf); err != nil {
 			return err
 		}
 		if f.opts.reuse {
-			f.buf = img.row
+			f.buf = f.img.row
 		}
-		if f.rows++; img.implied {
+		if f.rows++; f.img.implied {
 			f.rows++
 		}
 		if skip {
 			continue
 		}
-		if err := fn(&img); err != nil {
+		if err := fn(&f.img); err != nil {
 			return err
 		}
 	}
