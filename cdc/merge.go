@@ -10,7 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -135,7 +135,7 @@ func (m *Merger) IngestData(ctx context.Context, name string, data []byte) (Resu
 	if len(rows) >= releaseRows {
 		// The file's bytes and the parser's garbage go before the MERGE
 		// starts building its pages (see releaseRows).
-		runtime.GC()
+		debug.FreeOSMemory()
 	}
 	return m.merge(ctx, &Batch{Name: name, Format: format, Size: a.Bytes, SHA256: sum, Rows: rows}, start, true)
 }
@@ -154,6 +154,26 @@ func (m *Merger) Merge(ctx context.Context, b *Batch) (Result, error) {
 // pages the MERGE builds, then those pages beside their copies the commit
 // writes. A collection costs a few milliseconds per 100 MB live.
 const releaseRows = 200_000
+
+// mergeGCPercent is the collector's target (GOGC) while a big MERGE runs.
+// What is live then only grows (the parsed rows beside the pages the MERGE
+// builds) and the garbage beside it is small and short-lived (bbolt's
+// cursors, encoding buffers), so a target below the process's own (50,
+// see cmd/upicdc) bounds the heap closer to what is live for a few more
+// collections: ~60 MB less at the peak of a 1M-row file for about 5% more
+// time.
+const mergeGCPercent = 25
+
+// tightGC lowers the collector's target to mergeGCPercent unless it is
+// lower already (or off) and returns what puts it back.
+func tightGC() (restore func()) {
+	prev := debug.SetGCPercent(mergeGCPercent)
+	if prev >= 0 && prev <= mergeGCPercent || prev < 0 {
+		debug.SetGCPercent(prev)
+		return func() {}
+	}
+	return func() { debug.SetGCPercent(prev) }
+}
 
 // merge MERGEs b. With own (b is the Merger's own, made from a file it
 // read), b.Rows is released once applied: the commit that follows holds
@@ -187,12 +207,15 @@ func (m *Merger) merge(ctx context.Context, b *Batch, start time.Time, own bool)
 		Audit:      a,
 		Parameters: map[string]string{"sourceRows": strconv.Itoa(len(b.Rows))},
 	}
+	if len(b.Rows) >= releaseRows {
+		defer tightGC()()
+	}
 	ci, err := Merge(ctx, m.db, meta, func(tx *MergeTx) error {
 		err := applyRows(tx, b.Rows, order, own)
 		if own {
 			b.Rows, order = nil, nil
 			if n := res.Rows; n >= releaseRows && err == nil {
-				runtime.GC()
+				debug.FreeOSMemory()
 			}
 		}
 		return err

@@ -1,6 +1,7 @@
 package cdc
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -366,13 +367,24 @@ func (e *ParseError) Error() string {
 // sentinels.
 func (e *ParseError) Unwrap() error { return e.Err }
 
-// rowsHint turns an estimate of a file's row count (its lines, or a Parquet
-// footer's claim) into the capacity to reserve for its rows. The estimate
-// can be far off: a file of blank lines, or a corrupt footer, must not
-// reserve gigabytes before a single row is read, so it is capped and append
-// grows the slice past that.
+// rowsHint turns an estimate of a file's row count (a Parquet footer's
+// claim) into the capacity to reserve for its rows. The estimate can be far
+// off: a corrupt footer must not reserve gigabytes before a single row is
+// read, so it is capped and append grows the slice past that.
 func rowsHint(n int64) int {
 	return int(max(0, min(n, 1<<16)))
+}
+
+// minLineBytes is the fewest bytes a CSV or JSON Lines row can take (with
+// its newline): "a,b,c,1,1,failed" and its like, shorter for deletes.
+const minLineBytes = 12
+
+// linesHint is the capacity to reserve for the rows of a line-based file:
+// its line count, which a file cannot make larger than its size allows. An
+// exact reservation matters for a big file: append would grow the slice in
+// steps, each copying every row parsed so far beside the last step's slice.
+func linesHint(data []byte) int {
+	return int(min(int64(bytes.Count(data, []byte{'\n'}))+1, int64(len(data)/minLineBytes)+1))
 }
 
 // column is one of the columns a batch file may have.

@@ -25,7 +25,10 @@ func parseCSV(data []byte, name string, loc *time.Location) ([]Input, error) {
 	// FieldsPerRecord 0: the header's field count becomes the rule for every
 	// record. LazyQuotes stays off: a stray quote is an error, not data.
 	r.FieldsPerRecord = 0
-	r.ReuseRecord = false
+	// A record's fields are substrings of one string per record: reuse the
+	// record and copy out only the text a row keeps (see keep), so the
+	// parsed rows do not hold every line of the file.
+	r.ReuseRecord = true
 
 	header, err := r.Read()
 	if errors.Is(err, io.EOF) {
@@ -54,7 +57,8 @@ func parseCSV(data []byte, name string, loc *time.Location) ([]Input, error) {
 		return fail(headerLine, "header", err)
 	}
 
-	rows := make([]Input, 0, rowsHint(int64(bytes.Count(data, []byte{'\n'}))))
+	rows := make([]Input, 0, linesHint(data))
+	var k keeper
 	for {
 		record, err := r.Read()
 		if errors.Is(err, io.EOF) {
@@ -77,7 +81,35 @@ func parseCSV(data []byte, name string, loc *time.Location) ([]Input, error) {
 		if ferr != nil {
 			return fail(line, ferr.col.String(), ferr.err)
 		}
+		k.keep(&in.Row)
 		rows = append(rows, in)
+	}
+}
+
+// keeper copies a parsed row's text out of the record it was read from.
+// Merchant ids repeat (thousands of merchants over millions of rows): each
+// is kept once.
+type keeper struct {
+	merchants map[string]string
+}
+
+// maxMerchants bounds keeper's table: a file of distinct merchant ids
+// gets a copy per row past it, not an ever larger map.
+const maxMerchants = 1 << 16
+
+func (k *keeper) keep(r *Row) {
+	r.TransactionID = strings.Clone(r.TransactionID)
+	r.UPIID = strings.Clone(r.UPIID)
+	if k.merchants == nil {
+		k.merchants = make(map[string]string)
+	}
+	if m, ok := k.merchants[r.MerchantID]; ok {
+		r.MerchantID = m
+		return
+	}
+	r.MerchantID = strings.Clone(r.MerchantID)
+	if len(k.merchants) < maxMerchants {
+		k.merchants[r.MerchantID] = r.MerchantID
 	}
 }
 

@@ -16,7 +16,7 @@ import (
 // {"op":"delete","transaction_id":"T1","transaction_time":"2024-12-21 11:00:00"}.
 func parseJSONL(data []byte, name string, loc *time.Location) ([]Input, error) {
 	data = bytes.TrimPrefix(data, []byte(utf8BOM))
-	rows := make([]Input, 0, rowsHint(int64(bytes.Count(data, []byte{'\n'})+1)))
+	rows := make([]Input, 0, linesHint(data))
 	for lineNo := 1; len(data) > 0; lineNo++ {
 		line := data
 		if i := bytes.IndexByte(data, '\n'); i >= 0 {
