@@ -168,7 +168,7 @@ const mergeGCPercent = 25
 // lower already (or off) and returns what puts it back.
 func tightGC() (restore func()) {
 	prev := debug.SetGCPercent(mergeGCPercent)
-	if prev >= 0 && prev <= mergeGCPercent || prev < 0 {
+	if prev <= mergeGCPercent { // lower already, or off (< 0)
 		debug.SetGCPercent(prev)
 		return func() {}
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unique"
 )
 
 // utf8BOM is the byte order mark some Windows tools (Excel among them) put
@@ -58,7 +59,6 @@ func parseCSV(data []byte, name string, loc *time.Location) ([]Input, error) {
 	}
 
 	rows := make([]Input, 0, linesHint(data))
-	var k keeper
 	for {
 		record, err := r.Read()
 		if errors.Is(err, io.EOF) {
@@ -81,36 +81,18 @@ func parseCSV(data []byte, name string, loc *time.Location) ([]Input, error) {
 		if ferr != nil {
 			return fail(line, ferr.col.String(), ferr.err)
 		}
-		k.keep(&in.Row)
+		keep(&in.Row)
 		rows = append(rows, in)
 	}
 }
 
-// keeper copies a parsed row's text out of the record it was read from.
-// Merchant ids repeat (thousands of merchants over millions of rows): each
-// is kept once.
-type keeper struct {
-	merchants map[string]string
-}
-
-// maxMerchants bounds keeper's table: a file of distinct merchant ids
-// gets a copy per row past it, not an ever larger map.
-const maxMerchants = 1 << 16
-
-func (k *keeper) keep(r *Row) {
+// keep copies a parsed row's text out of the record it was read from, so
+// the row does not hold the record's line. Merchant ids repeat (thousands of
+// merchants over millions of rows): unique keeps one copy of each.
+func keep(r *Row) {
 	r.TransactionID = strings.Clone(r.TransactionID)
 	r.UPIID = strings.Clone(r.UPIID)
-	if k.merchants == nil {
-		k.merchants = make(map[string]string)
-	}
-	if m, ok := k.merchants[r.MerchantID]; ok {
-		r.MerchantID = m
-		return
-	}
-	r.MerchantID = strings.Clone(r.MerchantID)
-	if len(k.merchants) < maxMerchants {
-		k.merchants[r.MerchantID] = r.MerchantID
-	}
+	r.MerchantID = unique.Make(r.MerchantID).Value()
 }
 
 // semicolonSeparated reports whether an unknown header name is really

@@ -7,11 +7,28 @@ import (
 	"unsafe"
 )
 
-// TestParseCSVRowsDoNotHoldTheFile checks that parsed rows keep copies of
-// their text, not substrings of the file's records: a big file's rows would
-// otherwise keep every line alive through the MERGE. Repeated merchant ids
-// share one copy.
-func TestParseCSVRowsDoNotHoldTheFile(t *testing.T) {
+// TestKeepCopiesOutOfTheRecord checks that a kept row's text no longer
+// points into the record it was parsed from: a big file's rows would
+// otherwise keep every line alive through the MERGE.
+func TestKeepCopiesOutOfTheRecord(t *testing.T) {
+	line := "T0001,user1@bank,M7"
+	r := Row{TransactionID: line[:5], UPIID: line[6:16], MerchantID: line[17:]}
+	keep(&r)
+	lo := uintptr(unsafe.Pointer(unsafe.StringData(line)))
+	for _, s := range []string{r.TransactionID, r.UPIID, r.MerchantID} {
+		if p := uintptr(unsafe.Pointer(unsafe.StringData(s))); p >= lo && p < lo+uintptr(len(line)) {
+			t.Errorf("%q still points into the record", s)
+		}
+	}
+	if r != (Row{TransactionID: "T0001", UPIID: "user1@bank", MerchantID: "M7"}) {
+		t.Errorf("kept row = %+v", r)
+	}
+}
+
+// TestParseCSVSharesMerchantIDs checks that parsed CSV rows have their text
+// kept (see keep): repeated merchant ids share one copy, where rows holding
+// their records would each point into their own line.
+func TestParseCSVSharesMerchantIDs(t *testing.T) {
 	var b strings.Builder
 	b.WriteString("transaction_id,upi_id,merchant_id,transaction_amount,transaction_time,transaction_status\n")
 	for i := range 50 {
@@ -25,21 +42,10 @@ func TestParseCSVRowsDoNotHoldTheFile(t *testing.T) {
 	if len(rows) != 50 {
 		t.Fatalf("got %d rows, want 50", len(rows))
 	}
-	lo := uintptr(unsafe.Pointer(unsafe.SliceData(data)))
-	hi := lo + uintptr(len(data))
-	inFile := func(s string) bool {
-		p := uintptr(unsafe.Pointer(unsafe.StringData(s)))
-		return p >= lo && p < hi
-	}
 	merchants := map[string]*byte{}
 	for i, r := range rows {
 		if want := fmt.Sprintf("T%04d", i); r.Row.TransactionID != want || r.Row.MerchantID != fmt.Sprintf("M%d", i%3) {
 			t.Fatalf("row %d = %+v", i, r.Row)
-		}
-		for _, s := range []string{r.Row.TransactionID, r.Row.UPIID, r.Row.MerchantID} {
-			if inFile(s) {
-				t.Fatalf("row %d: %q points into the file's bytes", i, s)
-			}
 		}
 		p := unsafe.StringData(r.Row.MerchantID)
 		if q, ok := merchants[r.Row.MerchantID]; ok && q != p {
