@@ -74,7 +74,10 @@ func (c Config) alertErrors(check func(string, error)) {
 			check(key+".name", badValue(r.Name, "is the built-in reconcile alert"))
 		}
 		seen[r.Name] = true
-		if !slices.Contains(c.Windows.Sizes, r.Window) {
+		switch {
+		case len(c.Windows.Sizes) == 0:
+			check(key+".window", badValue(r.Window, "is no window: windows.sizes is empty, so no windows are kept"))
+		case !slices.Contains(c.Windows.Sizes, r.Window):
 			check(key+".window", badValue(r.Window, "is not one of windows.sizes (%s)", strings.Join(c.Windows.Sizes, ", ")))
 		}
 		if strings.TrimSpace(r.When) == "" {

@@ -482,7 +482,6 @@ func TestValidateNamesTheKey(t *testing.T) {
 		{"max versions", func(c *config.Config) { c.Stream.MaxVersionsPerTrigger = -1 }, `stream.max_versions_per_trigger: "-1" must be at least 1`},
 		{"max rows", func(c *config.Config) { c.Stream.MaxRowsPerTrigger = 0 }, `stream.max_rows_per_trigger: "0" must be at least 1`},
 		{"window size", func(c *config.Config) { c.Windows.Sizes = []string{"1d", "2d"} }, `windows.sizes: "2d" is not one of 1h, 1d, 1w`},
-		{"no window sizes", func(c *config.Config) { c.Windows.Sizes = nil }, `windows.sizes: "" must list at least one size (1h, 1d, 1w)`},
 		{"windows timezone", func(c *config.Config) { c.Windows.Timezone = "Nowhere/Land" }, `windows.timezone: "Nowhere/Land" is not a known IANA time zone name`},
 		{"export dir", func(c *config.Config) { c.Export.Dir = filepath.Join(c.DataDir, "inbox") }, `export.dir: "upicdc-data/inbox" is the inbox directory`},
 		{"schedule", func(c *config.Config) { c.Export.Schedule = "61 * * * *" }, `export.schedule: "61 * * * *" is not a cron spec`},
@@ -549,8 +548,8 @@ func TestWindowsLocation(t *testing.T) {
 }
 
 // TestWindowSizesFromEveryOrigin reads the list windows.sizes from a file
-// list, from a comma-separated environment variable, and refuses a
-// non-list.
+// list (an empty one too), from a comma-separated environment variable,
+// and refuses a non-list.
 func TestWindowSizesFromEveryOrigin(t *testing.T) {
 	file := writeFile(t, "w.yaml", "windows:\n  sizes: [1h, 1w]\n")
 	c, err := load(t, file)
@@ -564,6 +563,12 @@ func TestWindowSizesFromEveryOrigin(t *testing.T) {
 	_, err = config.Load(config.LoadOptions{LookupEnv: env(map[string]string{"UPICDC_WINDOWS_SIZES": "1d,5m"})})
 	if err == nil || !strings.Contains(err.Error(), `windows.sizes: "5m" is not one of 1h, 1d, 1w (from environment variable UPICDC_WINDOWS_SIZES)`) {
 		t.Errorf("env 5m: %v", err)
+	}
+	// An empty list keeps no windows; it is not the default. (In the
+	// environment an empty variable counts as unset.)
+	c, err = load(t, writeFile(t, "w.yaml", "windows:\n  sizes: []\n"))
+	if err != nil || c.Windows.Sizes == nil || len(c.Windows.Sizes) != 0 {
+		t.Errorf("file, empty: sizes %#v, %v", c.Windows.Sizes, err)
 	}
 	_, err = load(t, writeFile(t, "w.yaml", "windows:\n  sizes: {a: 1}\n"))
 	if err == nil || !strings.Contains(err.Error(), "windows.sizes") || !strings.Contains(err.Error(), "not a list") {

@@ -119,12 +119,10 @@ func oneOf(got, shown string, want ...string) error {
 	return badValue(shown, "is not one of %s", strings.Join(want, ", "))
 }
 
-// checkWindowSizes checks windows.sizes: at least one size, each allowed.
+// checkWindowSizes checks windows.sizes: each size allowed. An empty list
+// keeps no windows (merchant_window_aggregates stays empty).
 func checkWindowSizes(sizes []string) error {
 	allowed := WindowSizes()
-	if len(sizes) == 0 {
-		return badValue("", "must list at least one size (%s)", strings.Join(allowed, ", "))
-	}
 	for _, s := range sizes {
 		if err := oneOf(s, s, allowed...); err != nil {
 			return err

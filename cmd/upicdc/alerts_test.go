@@ -64,6 +64,40 @@ alerts:
 	}
 }
 
+// windows.sizes: [] keeps no windows: merchant_window_aggregates stays
+// empty while the totals are the seed's, reconcile passes, and a rule on a
+// window is refused saying why.
+func TestNoWindows(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "upicdc.yaml")
+	if err := os.WriteFile(conf, []byte("data_dir: "+filepath.Join(dir, "data")+"\nwindows:\n  sizes: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := "--config=" + conf
+	for _, b := range []string{"batch1.csv", "batch2.csv", "batch3.csv"} {
+		runOK(t, c, "ingest", "../../examples/batches/"+b)
+		runOK(t, c, "process")
+	}
+	if out := runOK(t, c, "--format=csv", "windows"); strings.Count(out, "\n") != 1 {
+		t.Errorf("windows with windows.sizes []:\n%s", out)
+	}
+	out := runOK(t, c, "--format=csv", "aggregates")
+	for _, want := range []string{"M001,500,-500,0,", "M002,0,0,0,", "M003,1500,0,1500,"} {
+		if !strings.Contains(out, "\n"+want) {
+			t.Errorf("aggregates lack %q:\n%s", want, out)
+		}
+	}
+	runOK(t, c, "reconcile")
+	rule := filepath.Join(dir, "rule.yaml")
+	if err := os.WriteFile(rule, []byte("data_dir: "+filepath.Join(dir, "data")+"\nwindows:\n  sizes: []\nalerts:\n  rules:\n    - {name: r, window: 1d, when: \"refunds_count >= 1\"}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code := run(t, nil, "--config="+rule, "process")
+	if code == 0 || !strings.Contains(errOut, `alerts.rules[r].window: "1d" is no window: windows.sizes is empty`) {
+		t.Errorf("a rule on a window with no windows: exit %d, %s", code, errOut)
+	}
+}
+
 // A rule that does not compile is refused at start, naming the rule.
 func TestBadRuleRefusedAtStart(t *testing.T) {
 	conf := filepath.Join(t.TempDir(), "upicdc.yaml")
