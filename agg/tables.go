@@ -30,8 +30,9 @@ type Derived interface {
 
 // Config is what the derived tables are computed with.
 type Config struct {
-	// WindowSizes are merchant_window_aggregates' sizes ("1h", "1d", "1w");
-	// default 1d and 1w.
+	// WindowSizes are merchant_window_aggregates' sizes ("1h", "1d", "1w"):
+	// nil means the default, 1d and 1w; an empty list keeps no windows (the
+	// config's windows.sizes: [], already defaulted when absent).
 	WindowSizes []string
 	// Zone is the windows' time zone (default Asia/Kolkata).
 	Zone *time.Location
