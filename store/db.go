@@ -110,6 +110,11 @@ func Open(dataDir string, opts Options) (*DB, error) {
 			return nil, fmt.Errorf("open store: create data dir: %w", err)
 		}
 	}
+	if !exists && !opts.ReadOnly {
+		if err := create(dataDir, path, opts); err != nil {
+			return nil, err
+		}
+	}
 	var bdb *bolt.DB
 	if exists {
 		// Inspect under bbolt's shared lock, so that a writer in another
@@ -186,6 +191,41 @@ func openInspected(path string, opts Options) (*bolt.DB, error) {
 	}
 	opts.Logger.Debug("store file inspected", "path", path, "pages", r.hwm, "page_size", r.pageSize, "took", time.Since(start))
 	return bdb, nil
+}
+
+// create makes a new, empty bbolt file at path, whole or not at all: bbolt
+// initialises a file at a temporary name, which is then linked to path. A
+// crash half way leaves the temporary file, not an empty store file that
+// the next open would refuse as damaged; link, unlike rename, never
+// replaces a store another process created meanwhile.
+func create(dataDir, path string, opts Options) error {
+	f, err := os.CreateTemp(dataDir, FileName+".new-*")
+	if err != nil {
+		return fmt.Errorf("create store %s: %w", path, err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	err = f.Chmod(0o640) // as bbolt creates a file
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("create store %s: %w", path, err)
+	}
+	bdb, err := openBolt(tmp, opts, false)
+	if err != nil {
+		return err
+	}
+	if err := bdb.Close(); err != nil {
+		return fmt.Errorf("create store %s: %w", path, err)
+	}
+	if err := os.Link(tmp, path); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("create store %s: %w", path, err)
+	}
+	if err := syncDir(dataDir); err != nil {
+		return fmt.Errorf("create store %s: %w", path, err)
+	}
+	return nil
 }
 
 // initialMmap is the size bbolt maps a file with (see openBolt), and

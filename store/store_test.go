@@ -5,6 +5,9 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -67,6 +70,48 @@ func TestNewStoreHasVersionZero(t *testing.T) {
 			t.Errorf("%s history %+v", tb.Name, h)
 		}
 	}
+}
+
+// TestCreationLeavesAWholeStore: a new store file appears whole (bbolt
+// initialises it under a temporary name first), so a crash while creating
+// it leaves that temporary file, which the next open ignores, and not an
+// empty store file it would refuse as damaged.
+func TestCreationLeavesAWholeStore(t *testing.T) {
+	dir := t.TempDir()
+	leftover := filepath.Join(dir, store.FileName+".new-123")
+	if err := os.WriteFile(leftover, nil, 0o600); err != nil { // a crash after creating it
+		t.Fatal(err)
+	}
+	db, err := store.Open(dir, store.Options{Tables: []store.TableDef{itemsDef}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if want := []string{store.FileName, store.FileName + ".new-123"}; !slices.Equal(names, want) {
+		t.Errorf("data dir holds %v, want %v", names, want)
+	}
+	fi, err := os.Stat(filepath.Join(dir, store.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o640 || fi.Size() == 0 {
+		t.Errorf("store file: mode %v, %d bytes", fi.Mode().Perm(), fi.Size())
+	}
+	ro, err := store.Open(dir, store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	_ = ro.Close()
 }
 
 func TestSecondOpenFailsFast(t *testing.T) {
