@@ -81,6 +81,7 @@ func NonConfigEnvVars() []string {
 		"UPICDC_TEST_ONLINE_DIR",
 		"UPICDC_TEST_VACUUM_DIR",
 		"UPICDC_TEST_VACUUM_KILL",
+		"UPICDC_TEST_SWEEP_DIR", // store: the sweep killed test child
 		"UPICDC_TEST_MERGE_DIR", // cdc: crash test child
 		"UPICDC_TEST_MERGE_FILE",
 	}

@@ -23,12 +23,16 @@ const FileName = "upicdc.db"
 // formatVersion 2: every table is generic (rows encoded by the schema the
 // table keeps in its meta bucket). 3: change records and rows values in
 // their compact forms (see chunks.go), which a format-2 binary would misread
-// as damage. This binary reads both; it marks a format-2 store 3 when it
-// opens it for writing, since what it writes then is format 3.
-const (
-	formatVersion = "3"
-	formatCompat  = "2"
-)
+// as damage. 4: a table's current images may sit in runs beside its rows
+// tree (see runs.go), which a format-3 binary would not see. This binary
+// reads all three; it marks an older store 4 when it opens it for writing,
+// since what it writes then may be format 4.
+const formatVersion = "4"
+
+// formatsRead are the formats this binary reads.
+const formatsRead = "2, 3, " + formatVersion
+
+func formatReadable(f string) bool { return f == "2" || f == "3" || f == formatVersion }
 
 var (
 	bucketMeta    = []byte("meta")
@@ -70,6 +74,10 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives store events (default: discard).
 	Logger *slog.Logger
+	// RunMinKeys is the size of a table's rows tree, in keys, from which
+	// its commits write runs (see runs.go); 0 means DefaultRunMinKeys and
+	// a negative value never.
+	RunMinKeys int64
 }
 
 // DB is an open store.
@@ -81,6 +89,8 @@ type DB struct {
 	log      *slog.Logger
 	tables   map[string]*table
 	order    []string
+	// runs is when commits write runs and runs are swept (runs.go).
+	runs runPolicy
 }
 
 // Open opens (creating if needed, unless read-only) the store in dataDir.
@@ -136,7 +146,8 @@ func Open(dataDir string, opts Options) (*DB, error) {
 			return nil, err
 		}
 	}
-	db := &DB{bolt: guardedBolt{gate: newGate(bdb), path: path, log: opts.Logger}, readOnly: opts.ReadOnly, path: path, now: opts.Now, log: opts.Logger}
+	db := &DB{bolt: guardedBolt{gate: newGate(bdb), path: path, log: opts.Logger}, readOnly: opts.ReadOnly, path: path, now: opts.Now, log: opts.Logger,
+		runs: defaultRunPolicy(opts.RunMinKeys)}
 	var err error
 	if opts.ReadOnly {
 		err = db.checkFormat()
@@ -315,8 +326,8 @@ func checkFormatBucket(m *bolt.Bucket) error {
 	if m == nil {
 		return fmt.Errorf("%w: not initialised", ErrFormat)
 	}
-	if f := string(m.Get(keyFormat)); f != formatVersion && f != formatCompat {
-		return fmt.Errorf("%w %q (this binary reads %q and %q)", ErrFormat, f, formatCompat, formatVersion)
+	if f := string(m.Get(keyFormat)); !formatReadable(f) {
+		return fmt.Errorf("%w %q (this binary reads %s)", ErrFormat, f, formatsRead)
 	}
 	return nil
 }

@@ -13,6 +13,11 @@
 //   - rows:  encoded key → current image (a tombstone once deleted, with
 //     its ordering value) and the position of that image's change-feed
 //     record. One put per changed row; the tree holds one entry per key.
+//   - runs, blooms: once rows holds a million keys, a commit's rows values
+//     go into a run of their own (a bucket written in key order) with a
+//     Bloom filter of its keys; a key's current image is the newest run's
+//     that holds it, else rows'. The runs are swept into rows in bulk, a
+//     bounded step per transaction (see runs.go).
 //   - cdf:   the change feed: version chunk → a chunk of change records,
 //     append-only with sequential keys, so writing it is nearly free. Every
 //     insert, update_postimage and delete record points at the previous
@@ -49,7 +54,7 @@
 // opening it waits Options.Timeout and then fails with ErrLocked. A long
 // read transaction keeps the pages it sees from being reused until it ends,
 // so the file can grow meanwhile. bbolt is copy-on-write: a commit rewrites
-// every leaf page it touched, which is what bounds a commit of random keys
-// into a very large table. An existing file is inspected before use (see
+// every leaf page it touched, which is why a big table's commits go to
+// runs: random keys swept in bulk share page rewrites. An existing file is inspected before use (see
 // check.go) and bbolt's panics on bad pages come back as *DamagedError.
 package store

@@ -31,7 +31,7 @@ func TestRefusesAnotherFormat(t *testing.T) {
 }
 
 // TestUpgradesFormat2: a format-2 store (the release before compact
-// records) opens read-only as it is, and is marked format 3 by the first
+// records) opens read-only as it is, and is marked the newest format by the first
 // open for writing, so that a format-2 binary refuses it instead of
 // misreading its new records.
 func TestUpgradesFormat2(t *testing.T) {

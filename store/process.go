@@ -93,7 +93,10 @@ func (p *ProcessTx) Table(name string) (*TableWriter, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := newTableWriter(p.ctx, t, tb, last.Version+1)
+	w, err := newTableWriter(p.ctx, t, tb, last.Version+1, p.db.runs)
+	if err != nil {
+		return nil, fmt.Errorf("table %s: %w", name, err)
+	}
 	p.writers[name], p.buckets[name] = w, tb
 	return w, nil
 }
@@ -176,7 +179,9 @@ func (db *DB) Process(ctx context.Context, stream, source string, fn func(*Proce
 		return Checkpoint{}, false, fmt.Errorf("stream %s: %w", stream, err)
 	}
 	var next Checkpoint
+	var sweeps []string
 	err = db.bolt.Update(func(tx *bolt.Tx) error {
+		sweeps = sweeps[:0]
 		sb, err := tx.Bucket(bucketStreams).CreateBucketIfNotExists([]byte(stream))
 		if err != nil {
 			return fmt.Errorf("stream bucket: %w", err)
@@ -248,6 +253,9 @@ func (db *DB) Process(ctx context.Context, stream, source string, fn func(*Proce
 			if err := w.flush(); err != nil {
 				return err
 			}
+			if w.sweepDue() {
+				sweeps = append(sweeps, name)
+			}
 			last, err := lastCommit(tb)
 			if err != nil {
 				return err
@@ -303,6 +311,7 @@ func (db *DB) Process(ctx context.Context, stream, source string, fn func(*Proce
 	if err != nil {
 		return Checkpoint{}, false, fmt.Errorf("stream %s: %w", stream, err)
 	}
+	db.sweepAfter(ctx, sweeps)
 	return next, true, nil
 }
 

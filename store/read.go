@@ -177,20 +177,20 @@ func (t *table) scan(ctx context.Context, tb *bolt.Bucket, version int64, kr Key
 	if err != nil {
 		return err
 	}
-	rows, err := subBucket(tb, subRows)
+	ix, err := openIndex(tb)
 	if err != nil {
 		return err
 	}
 	h := horizonOf(tb)
-	c := rows.Cursor()
+	c := ix.cursor()
 	n := 0
 	var k, v []byte
 	if len(lo) > 0 {
-		k, v = c.Seek(lo)
+		k, v = c.seek(lo)
 	} else {
-		k, v = c.First()
+		k, v = c.first()
 	}
-	for ; k != nil; k, v = c.Next() {
+	for ; k != nil; k, v = c.next() {
 		if exact && !bytes.Equal(k, lo) {
 			break
 		}
@@ -242,7 +242,7 @@ func (db *DB) KeyHistory(name string, key Row) ([]RowVersion, error) {
 		if err != nil {
 			return err
 		}
-		rows, err := subBucket(tb, subRows)
+		ix, err := openIndex(tb)
 		if err != nil {
 			return err
 		}
@@ -250,7 +250,7 @@ func (db *DB) KeyHistory(name string, key Row) ([]RowVersion, error) {
 		if err != nil {
 			return err
 		}
-		v := rows.Get(k)
+		v := ix.get(k)
 		if v == nil {
 			return ErrNotFound
 		}

@@ -672,7 +672,7 @@ func (w *TableWriter) keepBase() error {
 	if w.h.base.Get(w.keyBuf) != nil {
 		return nil
 	}
-	v := w.rows.Get(w.keyBuf)
+	v := w.ix.get(w.keyBuf)
 	if v == nil {
 		return fmt.Errorf("%w: key %q: no current image", ErrCorrupt, w.keyBuf)
 	}

@@ -115,13 +115,24 @@ type TableWriter struct {
 	t       *table
 	s       *Schema
 	version int64
-	rows    *bolt.Bucket
-	cdf     *chunkWriter
-	notes   *chunkWriter
-	lastKey []byte
-	started bool
-	stats   WriteStats
-	keyBuf  []byte // bbolt copies keys on Put: one buffer serves every key
+	// ix is the table's current images, the run this commit fills (once
+	// it has put a row) first; rows is where puts go: the rows tree, or
+	// that run (see runs.go).
+	ix   rowIndex
+	rows *bolt.Bucket
+	// mainKeys is the rows tree's key count; toRun makes this commit fill
+	// a run, whose keys' hashes it collects for the run's filter.
+	mainKeys int64
+	policy   runPolicy
+	toRun    bool
+	run      *bolt.Bucket
+	hashes   []uint64
+	cdf      *chunkWriter
+	notes    *chunkWriter
+	lastKey  []byte
+	started  bool
+	stats    WriteStats
+	keyBuf   []byte // bbolt copies keys on Put: one buffer serves every key
 	// prev is where the newest image of lastKey sits, for the next image's
 	// back pointer; hasPrev is false for a key never seen before.
 	prev    imageRef
@@ -152,16 +163,23 @@ type TableWriter struct {
 	oldForm bool
 }
 
-func newTableWriter(ctx context.Context, t *table, tb *bolt.Bucket, version int64) *TableWriter {
-	rows := tb.Bucket(subRows)
-	tail, _ := rows.Cursor().Last()
-	return &TableWriter{tail: slices.Clone(tail),
+func newTableWriter(ctx context.Context, t *table, tb *bolt.Bucket, version int64, p runPolicy) (*TableWriter, error) {
+	ix, err := openIndex(tb)
+	if err != nil {
+		return nil, err
+	}
+	mainKeys, err := keyCount(ix.main)
+	if err != nil {
+		return nil, err
+	}
+	return &TableWriter{tail: slices.Clone(ix.last()),
 		ctx: ctx, t: t, s: t.schema(), version: version,
-		rows:  rows,
+		ix: ix, rows: ix.main, mainKeys: mainKeys, policy: p,
+		toRun: p.takesRuns(mainKeys, len(ix.runs), scattered(tb.Bucket(subMeta))),
 		cdf:   newChunkWriter(tb.Bucket(subCDF), version),
 		notes: newChunkWriter(tb.Bucket(subNotes), version),
 		tb:    tb, h: horizonOf(tb),
-	}
+	}, nil
 }
 
 // value returns encode's output carved from a shared slab. Carving values
@@ -210,7 +228,7 @@ func (w *TableWriter) Get(key Row) (Current, bool, error) {
 	if err != nil {
 		return Current{}, false, err
 	}
-	v := w.rows.Get(w.keyBuf)
+	v := w.ix.get(w.keyBuf)
 	w.lookedKey = append(w.lookedKey[:0], w.keyBuf...)
 	w.lookedFound = v != nil
 	if v == nil {
@@ -246,6 +264,12 @@ func (w *TableWriter) put(t ChangeType, r Row, before Row, deletedAt int64) erro
 				return err
 			}
 			w.keyBuf = append(w.keyBuf[:0], key...)
+		}
+		if w.toRun {
+			if err := w.startRun(); err != nil {
+				return err
+			}
+			w.hashes = append(w.hashes, keyHash(w.keyBuf))
 		}
 		w.started = true
 		w.lastKey = append(w.lastKey[:0], w.keyBuf...)
@@ -390,14 +414,48 @@ func (w *TableWriter) Note(b []byte) error {
 	return w.notes.next()
 }
 
+// startRun creates the run this commit fills, at its first put.
+func (w *TableWriter) startRun() error {
+	if w.run != nil {
+		return nil
+	}
+	b, err := newRun(w.tb, w.version)
+	if err != nil {
+		return err
+	}
+	w.run, w.rows = b, b
+	w.ix.runs = slices.Insert(w.ix.runs, 0, run{version: w.version, b: b}) // no filter: tried for every key
+	return nil
+}
+
+// sweepDue reports whether the table's runs should be swept after this
+// commit, or a sweep is under way.
+func (w *TableWriter) sweepDue() bool {
+	return w.tb.Bucket(subMeta).Get(keySweep) != nil || w.ix.sweepDue(w.mainKeys, w.policy)
+}
+
 func (w *TableWriter) flush() error {
+	if w.appended+w.inserted > 0 {
+		if err := w.tb.Bucket(subMeta).Put(keyNewKeys, newKeysValue(w.appended, w.inserted)); err != nil {
+			return fmt.Errorf("meta: %w", err)
+		}
+	}
+	if w.run != nil {
+		if err := finishRun(w.tb, w.run, w.version, newRunInfo(w.appended, w.inserted, w.hashes), len(w.hashes)); err != nil {
+			return err
+		}
+	} else if n := w.appended + w.inserted; n > 0 {
+		if err := w.rows.SetSequence(uint64(w.mainKeys + n)); err != nil {
+			return fmt.Errorf("rows: %w", err)
+		}
+	}
 	// bbolt splits a page at FillPercent (default half) when the commit
 	// writes it out: keys appended past the tree's last one (UPI ids grow
 	// with time) fill the last page and split it, and each page a split
 	// leaves behind keeps that fill for good. A commit that mostly appends
 	// packs pages full; one that inserts among existing keys keeps bbolt's
 	// half, which leaves room for the next inserts there.
-	if w.appended > 0 && w.inserted*10 <= w.appended {
+	if w.run == nil && w.appended > 0 && w.inserted*10 <= w.appended {
 		w.rows.FillPercent = rowsFill
 	}
 	if err := w.cdf.flush(); err != nil {
@@ -483,6 +541,7 @@ type WriteTx struct {
 	writers map[string]*TableWriter
 	buckets map[string]*bolt.Bucket
 	metas   map[string]WriteMeta
+	sweeps  []string // tables whose runs to sweep after the commit
 }
 
 // Table returns the writer of table name's next version, described
@@ -519,7 +578,10 @@ func (tx *WriteTx) Table(name string, meta WriteMeta) (*TableWriter, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := newTableWriter(tx.ctx, t, tb, last.Version+1)
+	w, err := newTableWriter(tx.ctx, t, tb, last.Version+1, tx.db.runs)
+	if err != nil {
+		return nil, fmt.Errorf("table %s: %w", name, err)
+	}
 	tx.names = append(tx.names, name)
 	tx.writers[name], tx.buckets[name], tx.metas[name] = w, tb, meta
 	return w, nil
@@ -533,6 +595,9 @@ func (tx *WriteTx) commit() (map[string]CommitInfo, error) {
 		w, tb, meta := tx.writers[name], tx.buckets[name], tx.metas[name]
 		if err := w.flush(); err != nil {
 			return nil, fmt.Errorf("table %s: %w", name, err)
+		}
+		if w.sweepDue() {
+			tx.sweeps = append(tx.sweeps, name)
 		}
 		last, err := lastCommit(tb)
 		if err != nil {
@@ -581,7 +646,7 @@ func (tx *WriteTx) commit() (map[string]CommitInfo, error) {
 // writes nothing.
 func (db *DB) WriteTables(ctx context.Context, fn func(*WriteTx) error) (map[string]CommitInfo, error) {
 	var cis map[string]CommitInfo
-	var names []string
+	var names, sweeps []string
 	err := db.bolt.Update(func(btx *bolt.Tx) error {
 		tx := &WriteTx{ctx: ctx, db: db, tx: btx, writers: map[string]*TableWriter{},
 			buckets: map[string]*bolt.Bucket{}, metas: map[string]WriteMeta{}}
@@ -591,6 +656,7 @@ func (db *DB) WriteTables(ctx context.Context, fn func(*WriteTx) error) (map[str
 			return err
 		}
 		cis, err = tx.commit()
+		sweeps = tx.sweeps
 		return err
 	})
 	if err != nil {
@@ -607,6 +673,7 @@ func (db *DB) WriteTables(ctx context.Context, fn func(*WriteTx) error) (map[str
 		ci := cis[name]
 		db.log.Debug("committed", "table", name, "version", ci.Version, "operation", ci.Operation, "metrics", ci.OperationMetrics)
 	}
+	db.sweepAfter(ctx, sweeps)
 	return cis, nil
 }
 
@@ -614,8 +681,8 @@ func (db *DB) WriteTables(ctx context.Context, fn func(*WriteTx) error) (map[str
 // this transaction, in key order. Call it before writing: a write while
 // scanning would move the cursor.
 func (w *TableWriter) ScanCurrent(fn func(Row) error) error {
-	c := w.rows.Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
+	c := w.ix.cursor()
+	for k, v := c.first(); k != nil; k, v = c.next() {
 		cur, err := w.t.decodeCurrent(k, v)
 		if err != nil {
 			return err
