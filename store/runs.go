@@ -15,8 +15,9 @@ import (
 // bbolt is copy-on-write: a commit rewrites every leaf page it touches. A
 // commit of 100k random keys into a 10M-key rows tree touches ~55k of its
 // ~125k leaf pages, about one 8 KiB page per row. So once a table's rows
-// tree holds Options.RunMinKeys keys, a commit's rows values go instead
-// into a run of their own: a fresh bucket, named by the commit's version,
+// tree holds Options.RunMinKeys keys and its commits scatter their new keys
+// among the tree's (see takesRuns), a commit's rows values go instead into
+// a run of their own: a fresh bucket, named by the commit's version,
 // that takes them in key order (the order TableWriter is written in), so
 // it is written sequentially and packed full, beside a Bloom filter of its
 // keys. A key's current image is the one in the newest run holding it,
