@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -30,9 +32,7 @@ const FileName = "upicdc.db"
 const formatVersion = "4"
 
 // formatsRead are the formats this binary reads.
-const formatsRead = "2, 3, " + formatVersion
-
-func formatReadable(f string) bool { return f == "2" || f == "3" || f == formatVersion }
+func formatsRead() []string { return []string{"2", "3", formatVersion} }
 
 var (
 	bucketMeta    = []byte("meta")
@@ -326,8 +326,8 @@ func checkFormatBucket(m *bolt.Bucket) error {
 	if m == nil {
 		return fmt.Errorf("%w: not initialised", ErrFormat)
 	}
-	if f := string(m.Get(keyFormat)); !formatReadable(f) {
-		return fmt.Errorf("%w %q (this binary reads %s)", ErrFormat, f, formatsRead)
+	if f := string(m.Get(keyFormat)); !slices.Contains(formatsRead(), f) {
+		return fmt.Errorf("%w %q (this binary reads %s)", ErrFormat, f, strings.Join(formatsRead(), ", "))
 	}
 	return nil
 }

@@ -181,7 +181,6 @@ func (db *DB) Process(ctx context.Context, stream, source string, fn func(*Proce
 	var next Checkpoint
 	var sweeps []string
 	err = db.bolt.Update(func(tx *bolt.Tx) error {
-		sweeps = sweeps[:0]
 		sb, err := tx.Bucket(bucketStreams).CreateBucketIfNotExists([]byte(stream))
 		if err != nil {
 			return fmt.Errorf("stream bucket: %w", err)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -25,7 +24,7 @@ import (
 //
 // When the runs hold an eighth as many keys as the rows tree, or there are
 // maxRuns of them, they are swept into the rows tree in key order, in steps
-// of at most sweepStepKeys keys, each step its own transaction. A step's
+// of at most runPolicy.stepKeys keys, each step its own transaction. A step's
 // keys land on neighbouring pages, about eight to a page at any table size,
 // so a page rewrite absorbs eight rows instead of one, and the pages one
 // step dirties stay bounded whatever the table's size. A step records in
@@ -82,60 +81,56 @@ func (p runPolicy) takesRuns(mainKeys int64, runs int, scattered bool) bool {
 	return runs > 0 || p.minKeys > 0 && mainKeys >= p.minKeys && scattered
 }
 
-// keyNewKeys, in a table's meta: the new keys of its last commit that had
-// any, appended past the tree's last key and inserted among its keys, 8
-// bytes each.
+// newKeys counts the keys a commit added to a table: appended past the
+// tree's last key, and inserted among its keys. Stored as 8 bytes each, in
+// the table's meta (keyNewKeys, its last commit that added any) and at the
+// head of each run's info.
+type newKeys struct{ appended, inserted int64 }
+
+// keyNewKeys, in a table's meta: its last commit's newKeys.
 var keyNewKeys = []byte("newkeys")
 
-func newKeysValue(appended, inserted int64) []byte {
-	return append(be64(appended), be64(inserted)...)
+func (n newKeys) encode() []byte { return append(be64(n.appended), be64(n.inserted)...) }
+
+func decodeNewKeys(v []byte) (newKeys, bool) {
+	if len(v) < 16 {
+		return newKeys{}, false
+	}
+	return newKeys{appended: int64(beUint(v)), inserted: int64(beUint(v[8:]))}, true
 }
 
-// scattered reports whether the table's last commit with new keys
-// inserted more than a tenth as many among the tree's keys as it appended
-// (the rule bbolt's fill follows too, see TableWriter.flush). A store
-// written before the count was kept says no until its next such commit.
+func (n newKeys) total() int64 { return n.appended + n.inserted }
+
+// mostlyAppended: the keys were mostly appended, at most a tenth as many
+// inserted. bbolt then packs the pages it splits (see TableWriter.flush);
+// otherwise the keys are scattered, and a big table's next commit takes a
+// run (see takesRuns).
+func (n newKeys) mostlyAppended() bool { return n.appended > 0 && n.inserted*10 <= n.appended }
+
+func (n newKeys) scattered() bool { return n.inserted > 0 && !n.mostlyAppended() }
+
+// scattered reports whether the table's last commit that added keys
+// scattered them. A store written before the count was kept says no until
+// its next such commit.
 func scattered(meta *bolt.Bucket) bool {
-	v := meta.Get(keyNewKeys)
-	if len(v) != 16 {
-		return false
-	}
-	appended, inserted := int64(beUint(v)), int64(beUint(v[8:]))
-	return inserted > 0 && inserted*10 > appended
+	n, ok := decodeNewKeys(meta.Get(keyNewKeys))
+	return ok && n.scattered()
 }
 
 // run is one run inside a transaction.
 type run struct {
 	version int64
 	b       *bolt.Bucket
-	info    runInfo
+	// news is what its commit added; bloom its keys' filter, nil (every key
+	// may be in the run) for the run a writer is filling, or a missing or
+	// malformed info.
+	news  newKeys
+	bloom bloom
 }
 
-// runInfo is what a run's commit knew of its keys, as stored: the keys new
-// to the table that sort after every key it had (appended) and among them
-// (inserted), 8 bytes each, then a Bloom filter of the run's keys.
-type runInfo []byte
-
-func newRunInfo(appended, inserted int64, hashes []uint64) runInfo {
-	b := append(be64(appended), be64(inserted)...)
-	return append(b, newBloom(hashes)...)
-}
-
-func (r runInfo) counts() (appended, inserted int64) {
-	if len(r) < 16 {
-		return 0, 0
-	}
-	return int64(beUint(r)), int64(beUint(r[8:]))
-}
-
-// bloom is the run's filter; none (every key may be in the run) for the
-// run a writer is filling, or a missing or malformed info.
-func (r runInfo) bloom() bloom {
-	if len(r) < 16 {
-		return nil
-	}
-	return bloom(r[16:])
-}
+// runInfo is a run's info as stored: its commit's newKeys, then a Bloom
+// filter of its keys.
+func runInfo(n newKeys, hashes []uint64) []byte { return append(n.encode(), newBloom(hashes)...) }
 
 // rowIndex is a table's current images: its rows tree and its runs.
 type rowIndex struct {
@@ -162,7 +157,10 @@ func openIndex(tb *bolt.Bucket) (rowIndex, error) {
 		}
 		r := run{version: int64(beUint(k)), b: rb.Bucket(k)}
 		if infos != nil {
-			r.info = runInfo(infos.Get(k))
+			if v := infos.Get(k); len(v) >= 16 {
+				r.news, _ = decodeNewKeys(v)
+				r.bloom = validBloom(v[16:])
+			}
 		}
 		ix.runs = append(ix.runs, r)
 	}
@@ -174,7 +172,7 @@ func (ix *rowIndex) get(key []byte) []byte {
 	if len(ix.runs) > 0 {
 		h := keyHash(key)
 		for _, r := range ix.runs {
-			if !r.info.bloom().has(h) {
+			if !r.bloom.has(h) {
 				continue
 			}
 			if v := r.b.Get(key); v != nil {
@@ -275,8 +273,8 @@ func (c *indexCursor) pick() ([]byte, []byte) {
 }
 
 // keyCount returns the number of keys of the rows tree, counting them (and
-// recording the count) in a store written before the count was kept. It
-// needs a write transaction to record it.
+// recording the count) in a store written before the count was kept. The
+// writers and sweeps that call it run in write transactions.
 func keyCount(main *bolt.Bucket) (int64, error) {
 	if n := main.Sequence(); n > 0 {
 		return int64(n), nil
@@ -285,9 +283,6 @@ func keyCount(main *bolt.Bucket) (int64, error) {
 		return 0, nil
 	}
 	n := main.Stats().KeyN
-	if !main.Writable() {
-		return int64(n), nil
-	}
 	if err := main.SetSequence(uint64(n)); err != nil {
 		return 0, fmt.Errorf("rows: record the key count: %w", err)
 	}
@@ -309,7 +304,7 @@ func newRun(tb *bolt.Bucket, version int64) (*bolt.Bucket, error) {
 }
 
 // finishRun records a filled run's key count and info.
-func finishRun(tb, b *bolt.Bucket, version int64, info runInfo, keys int) error {
+func finishRun(tb, b *bolt.Bucket, version int64, info []byte, keys int) error {
 	if err := b.SetSequence(uint64(keys)); err != nil {
 		return fmt.Errorf("run %d: %w", version, err)
 	}
@@ -387,7 +382,7 @@ func (db *DB) sweepStep(name string) (int64, bool, error) {
 			if len(v) < 8 {
 				return fmt.Errorf("%w: sweep state of %d bytes", ErrCorrupt, len(v))
 			}
-			upto, from = int64(beUint(v)), slices.Clone(v[8:])
+			upto, from = int64(beUint(v)), v[8:]
 		} else {
 			if !ix.sweepDue(mainKeys, db.runs) {
 				return nil
@@ -410,12 +405,11 @@ func (db *DB) sweepStep(name string) (int64, bool, error) {
 		// bbolt splits a page at FillPercent when it writes it: keys appended
 		// past the rows tree's last one pack pages full, as a commit of them
 		// does (see TableWriter.flush).
-		var appended, inserted int64
+		var news newKeys
 		for _, r := range swept.runs {
-			a, i := r.info.counts()
-			appended, inserted = appended+a, inserted+i
+			news.appended, news.inserted = news.appended+r.news.appended, news.inserted+r.news.inserted
 		}
-		if appended > 0 && inserted*10 <= appended {
+		if news.mostlyAppended() {
 			ix.main.FillPercent = rowsFill
 		}
 		for ; k != nil && moved < db.runs.stepKeys; k, v = c.next() {
@@ -430,7 +424,7 @@ func (db *DB) sweepStep(name string) (int64, bool, error) {
 			more = true
 			return meta.Put(keySweep, append(be64(upto), k...))
 		}
-		if err := ix.main.SetSequence(uint64(mainKeys + appended + inserted)); err != nil {
+		if err := ix.main.SetSequence(uint64(mainKeys + news.total())); err != nil {
 			return err
 		}
 		rb, infos := tb.Bucket(subRuns), tb.Bucket(subRunInfo)
@@ -481,10 +475,20 @@ func (b bloom) block(h uint64) ([]byte, uint64) {
 	return b[1+i*bloomBlock : 1+(i+1)*bloomBlock], h * 0x9e3779b97f4a7c15
 }
 
-// has reports whether the key of hash h may be in the filter's set. A
-// missing or malformed filter may hold any key.
-func (b bloom) has(h uint64) bool {
+// validBloom returns b as a filter, or nil (every key may be in the set)
+// when it is malformed.
+func validBloom(b []byte) bloom {
 	if len(b) < 1+bloomBlock || (len(b)-1)%bloomBlock != 0 || b[0] == 0 || b[0] > 7 {
+		return nil
+	}
+	return b
+}
+
+// has reports whether the key of hash h may be in the filter's set; a nil
+// filter may hold any key. Filters read from the file go through
+// validBloom first.
+func (b bloom) has(h uint64) bool {
+	if b == nil {
 		return true
 	}
 	blk, h2 := b.block(h)

@@ -2,11 +2,14 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -328,8 +331,8 @@ func TestBloom(t *testing.T) {
 	if rate := float64(false_) / probes; rate > 0.02 {
 		t.Errorf("false positive rate %.4f, want about 0.01", rate)
 	}
-	if !bloom(nil).has(1) || !bloom([]byte{7}).has(1) {
-		t.Error("a missing or short filter must let every key by")
+	if !validBloom(nil).has(1) || !validBloom([]byte{7}).has(1) || !validBloom(b[:len(b)-1]).has(1) {
+		t.Error("a missing, short or cut filter must let every key by")
 	}
 	// Filters are stored: the hash must never change.
 	if h := keyHash([]byte("T00000001")); h != 0x38b2bffdfc19c59b {
@@ -393,5 +396,67 @@ func TestRunsOnlyForScatteredKeys(t *testing.T) {
 	write(3, 5, 7)
 	if runs, _, _ := runsOf(t, db); !slices.Equal(runs, []int64{8}) {
 		t.Fatalf("runs %v, want the run of version 8, after the scattered commit 7", runs)
+	}
+}
+
+// TestSweepTroubles: a sweep that fails (here on a damaged sweep state) is
+// logged and leaves the commit that made it due standing; one whose
+// context is done stops between steps and the next commit finishes it; a
+// runs bucket holding something that is no run is reported as damage.
+func TestSweepTroubles(t *testing.T) {
+	var logged strings.Builder
+	rp := openRunsPair(t, runPolicy{minKeys: 1, share: 0, maxRuns: 1 << 30, stepKeys: 100})
+	rp.dut.log = slog.New(slog.NewTextHandler(&logged, nil))
+	for range 6 {
+		rp.commit()
+	}
+	rp.dut.runs.maxRuns = 4 // due
+	if err := rp.dut.bolt.Update(func(tx *bolt.Tx) error {
+		tb, _ := tableBucket(tx, "items")
+		return tb.Bucket(subMeta).Put(keySweep, []byte{1, 2, 3})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rp.commit()
+	rp.same("after a commit whose sweep failed")
+	if !strings.Contains(logged.String(), "runs not swept") || !strings.Contains(logged.String(), "sweep state of 3 bytes") {
+		t.Errorf("the failed sweep was not logged: %q", logged.String())
+	}
+	if runs, _, _ := runsOf(t, rp.dut); len(runs) != 5 { // commits 1 and 2 went to the rows tree
+		t.Fatalf("runs %v after a failed sweep, want the runs of versions 3..7 kept", runs)
+	}
+
+	if err := rp.dut.bolt.Update(func(tx *bolt.Tx) error {
+		tb, _ := tableBucket(tx, "items")
+		return tb.Bucket(subMeta).Delete(keySweep)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := rp.dut.sweep(ctx, "items"); err != nil {
+		t.Fatal(err)
+	}
+	if runs, sweeping, _ := runsOf(t, rp.dut); len(runs) != 5 || sweeping {
+		t.Fatalf("a sweep with its context done moved something: runs %v, sweeping %v", runs, sweeping)
+	}
+	rp.commit() // sweeps, now that nothing stops it
+	rp.same("after the commit that swept")
+	if runs, sweeping, _ := runsOf(t, rp.dut); len(runs) != 0 || sweeping {
+		t.Fatalf("runs %v, sweeping %v after a whole sweep", runs, sweeping)
+	}
+
+	if err := rp.dut.bolt.Update(func(tx *bolt.Tx) error {
+		tb, _ := tableBucket(tx, "items")
+		rb, err := tb.CreateBucketIfNotExists(subRuns)
+		if err != nil {
+			return err
+		}
+		return rb.Put([]byte("not a run"), []byte("x"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rp.dut.Scan(context.Background(), "items", -1, KeyRange{}, func(Row) error { return nil }); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("scan over a damaged runs bucket: %v, want ErrCorrupt", err)
 	}
 }

@@ -435,17 +435,18 @@ func (w *TableWriter) sweepDue() bool {
 }
 
 func (w *TableWriter) flush() error {
-	if w.appended+w.inserted > 0 {
-		if err := w.tb.Bucket(subMeta).Put(keyNewKeys, newKeysValue(w.appended, w.inserted)); err != nil {
+	news := newKeys{appended: w.appended, inserted: w.inserted}
+	if news.total() > 0 {
+		if err := w.tb.Bucket(subMeta).Put(keyNewKeys, news.encode()); err != nil {
 			return fmt.Errorf("meta: %w", err)
 		}
 	}
 	if w.run != nil {
-		if err := finishRun(w.tb, w.run, w.version, newRunInfo(w.appended, w.inserted, w.hashes), len(w.hashes)); err != nil {
+		if err := finishRun(w.tb, w.run, w.version, runInfo(news, w.hashes), len(w.hashes)); err != nil {
 			return err
 		}
-	} else if n := w.appended + w.inserted; n > 0 {
-		if err := w.rows.SetSequence(uint64(w.mainKeys + n)); err != nil {
+	} else if news.total() > 0 {
+		if err := w.rows.SetSequence(uint64(w.mainKeys + news.total())); err != nil {
 			return fmt.Errorf("rows: %w", err)
 		}
 	}
@@ -455,7 +456,7 @@ func (w *TableWriter) flush() error {
 	// leaves behind keeps that fill for good. A commit that mostly appends
 	// packs pages full; one that inserts among existing keys keeps bbolt's
 	// half, which leaves room for the next inserts there.
-	if w.run == nil && w.appended > 0 && w.inserted*10 <= w.appended {
+	if w.run == nil && news.mostlyAppended() {
 		w.rows.FillPercent = rowsFill
 	}
 	if err := w.cdf.flush(); err != nil {
