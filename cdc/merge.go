@@ -1,7 +1,6 @@
 package cdc
 
 import (
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,9 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
-	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/upicdc/upicdc/store"
@@ -243,29 +240,6 @@ func (m *Merger) merge(ctx context.Context, b *Batch, start time.Time, own bool)
 		"inserted", res.Stats.Inserted, "updated", res.Stats.Updated, "deleted", res.Stats.Deleted,
 		"stale", res.Stats.Stale, "noop", res.Stats.NoOp)
 	return res, nil
-}
-
-// applyOrder returns row indexes sorted by (transaction_id, transaction_time),
-// file order breaking ties: the order rows must be applied in, and the key
-// order that makes the store's puts sequential.
-func applyOrder(rows []Input) []int32 {
-	order := make([]int32, len(rows))
-	for i := range order {
-		order[i] = int32(i)
-	}
-	// An unstable sort with the file position as last key is the same order
-	// as a stable sort, and several times faster on 100k rows.
-	slices.SortFunc(order, func(a, b int32) int {
-		ra, rb := &rows[a].Row, &rows[b].Row
-		if c := strings.Compare(ra.TransactionID, rb.TransactionID); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(ra.Time, rb.Time); c != 0 {
-			return c
-		}
-		return cmp.Compare(a, b)
-	})
-	return order
 }
 
 // applyRows runs the MERGE rules for every row, grouped by transaction.
