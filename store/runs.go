@@ -126,6 +126,7 @@ type run struct {
 	// malformed info.
 	news  newKeys
 	bloom bloom
+	c     *bolt.Cursor // get's, made at its first lookup
 }
 
 // runInfo is a run's info as stored: its commit's newKeys, then a Bloom
@@ -134,8 +135,9 @@ func runInfo(n newKeys, hashes []uint64) []byte { return append(n.encode(), newB
 
 // rowIndex is a table's current images: its rows tree and its runs.
 type rowIndex struct {
-	main *bolt.Bucket
-	runs []run // newest first
+	main  *bolt.Bucket
+	runs  []run        // newest first
+	mainC *bolt.Cursor // get's, made at its first lookup
 }
 
 // openIndex reads tb's rows tree and runs.
@@ -171,16 +173,35 @@ func openIndex(tb *bolt.Bucket) (rowIndex, error) {
 func (ix *rowIndex) get(key []byte) []byte {
 	if len(ix.runs) > 0 {
 		h := keyHash(key)
-		for _, r := range ix.runs {
+		for i := range ix.runs {
+			r := &ix.runs[i]
 			if !r.bloom.has(h) {
 				continue
 			}
-			if v := r.b.Get(key); v != nil {
+			if r.c == nil {
+				r.c = r.b.Cursor()
+			}
+			if v := lookup(r.c, key); v != nil {
 				return v
 			}
 		}
 	}
-	return ix.main.Get(key)
+	if ix.mainC == nil {
+		ix.mainC = ix.main.Cursor()
+	}
+	return lookup(ix.mainC, key)
+}
+
+// lookup is bucket.Get(key) through c, a cursor of the bucket: a Get makes
+// a cursor each time, and its search stack is three allocations, which a
+// cursor kept for every lookup of a commit makes once. A cursor's Seek
+// searches from the root, so puts between lookups do not upset it.
+func lookup(c *bolt.Cursor, key []byte) []byte {
+	k, v := c.Seek(key)
+	if v == nil || !bytes.Equal(k, key) {
+		return nil
+	}
+	return v
 }
 
 // last returns the greatest key of the rows tree and the runs.
