@@ -178,26 +178,24 @@ func (ix *rowIndex) get(key []byte) []byte {
 			if !r.bloom.has(h) {
 				continue
 			}
-			if r.c == nil {
-				r.c = r.b.Cursor()
-			}
-			if v := lookup(r.c, key); v != nil {
+			if v := lookup(&r.c, r.b, key); v != nil {
 				return v
 			}
 		}
 	}
-	if ix.mainC == nil {
-		ix.mainC = ix.main.Cursor()
-	}
-	return lookup(ix.mainC, key)
+	return lookup(&ix.mainC, ix.main, key)
 }
 
-// lookup is bucket.Get(key) through c, a cursor of the bucket: a Get makes
-// a cursor each time, and its search stack is three allocations, which a
-// cursor kept for every lookup of a commit makes once. A cursor's Seek
-// searches from the root, so puts between lookups do not upset it.
-func lookup(c *bolt.Cursor, key []byte) []byte {
-	k, v := c.Seek(key)
+// lookup is b.Get(key) through *c, a cursor of b made at the first lookup:
+// a Get makes a cursor each time, and its search stack is three
+// allocations, which a cursor kept for every lookup of a commit makes once.
+// A cursor's Seek searches from the root, so puts between lookups do not
+// upset it.
+func lookup(c **bolt.Cursor, b *bolt.Bucket, key []byte) []byte {
+	if *c == nil {
+		*c = b.Cursor()
+	}
+	k, v := (*c).Seek(key)
 	if v == nil || !bytes.Equal(k, key) {
 		return nil
 	}
