@@ -252,6 +252,20 @@ func applyRows(tx *MergeTx, rows []Input, order []int32, release bool) error {
 		exists bool
 		curID  string
 	)
+	err := tx.Prefetch(func(yield func(string) bool) {
+		for i, idx := range order {
+			id := rows[idx].Row.TransactionID
+			if i > 0 && id == rows[order[i-1]].Row.TransactionID {
+				continue
+			}
+			if !yield(id) {
+				return
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
 	for i, idx := range order {
 		in := &rows[idx]
 		id := in.Row.TransactionID

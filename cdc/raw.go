@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"iter"
 	"time"
 
 	"github.com/upicdc/upicdc/store"
@@ -204,6 +205,21 @@ func (m *MergeTx) Current(id string) (RowState, bool, error) {
 		return RowState{}, found, err
 	}
 	return RowState{Row: RowOf(c.Row), Version: c.Version, Deleted: c.Deleted, DeletedAt: c.DeletedAt}, true, nil
+}
+
+// Prefetch announces the transactions (in id order) the MERGE is about to
+// look up with Current, so that the store looks them up ahead of it (see
+// store.TableWriter.Prefetch).
+func (m *MergeTx) Prefetch(ids iter.Seq[string]) error {
+	key := make(store.Row, 1)
+	return m.w.Prefetch(func(yield func(store.Row) bool) {
+		for id := range ids {
+			key[0] = store.Value{Str: id}
+			if !yield(key) {
+				return
+			}
+		}
+	})
 }
 
 // Insert adds a new row (or re-inserts a deleted one).

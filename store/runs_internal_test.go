@@ -23,6 +23,9 @@ type runsPair struct {
 	ref, dut *DB
 	rng      *rand.Rand
 	versions int64
+	// prefetch, when set, gives the keys the store under test announces
+	// with Prefetch before a commit of ids (see TestPrefetch).
+	prefetch func(ids []string) []string
 }
 
 // clock is a store clock that moves 1s a call, the same in both stores.
@@ -88,6 +91,17 @@ func (rp *runsPair) commit() {
 	for _, db := range []*DB{rp.ref, rp.dut} {
 		rng := rand.New(rand.NewPCG(seed, 1))
 		_, err := db.Write(context.Background(), "items", WriteMeta{Operation: "TEST"}, func(w *TableWriter) error {
+			if db == rp.dut && rp.prefetch != nil {
+				if err := w.Prefetch(func(yield func(Row) bool) {
+					for _, k := range rp.prefetch(ids) {
+						if !yield(Row{S(k)}) {
+							return
+						}
+					}
+				}); err != nil {
+					return err
+				}
+			}
 			for _, id := range ids {
 				key := Row{S(id)}
 				for step := range keys[id] {

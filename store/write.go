@@ -145,8 +145,10 @@ type TableWriter struct {
 	lookedRef   imageRef
 	lookedFound bool
 	getBuf      Row // Get decodes into it: its row is valid until the next Get
-	puts        int64
-	arena       []byte // values must live until commit: carve them from slabs
+	// pre looks up announced keys ahead of the writer (see Prefetch).
+	pre   *prefetcher
+	puts  int64
+	arena []byte // values must live until commit: carve them from slabs
 	// tb and h are the table's bucket and horizon (see keepBase).
 	tb *bolt.Bucket
 	h  horizon
@@ -228,7 +230,17 @@ func (w *TableWriter) Get(key Row) (Current, bool, error) {
 	if err != nil {
 		return Current{}, false, err
 	}
-	v := w.ix.get(w.keyBuf)
+	v, ok := []byte(nil), false
+	if w.pre != nil && (!w.started || bytes.Compare(w.keyBuf, w.lastKey) > 0) {
+		// Not put in this commit: the state the commit started from,
+		// which the prefetcher reads, is the writer's too.
+		if v, ok, err = w.pre.get(w.keyBuf); err != nil {
+			return Current{}, false, err
+		}
+	}
+	if !ok {
+		v = w.ix.get(w.keyBuf)
+	}
 	w.lookedKey = append(w.lookedKey[:0], w.keyBuf...)
 	w.lookedFound = v != nil
 	if v == nil {
@@ -588,6 +600,13 @@ func (tx *WriteTx) Table(name string, meta WriteMeta) (*TableWriter, error) {
 	return w, nil
 }
 
+// stopPrefetch ends every writer's prefetcher and its read transaction.
+func (tx *WriteTx) stopPrefetch() {
+	for _, w := range tx.writers {
+		w.pre.close()
+	}
+}
+
 // commit flushes every writer and enters each table's commit (and ledger
 // entry) in the transaction.
 func (tx *WriteTx) commit() (map[string]CommitInfo, error) {
@@ -651,6 +670,9 @@ func (db *DB) WriteTables(ctx context.Context, fn func(*WriteTx) error) (map[str
 	err := db.bolt.Update(func(btx *bolt.Tx) error {
 		tx := &WriteTx{ctx: ctx, db: db, tx: btx, writers: map[string]*TableWriter{},
 			buckets: map[string]*bolt.Bucket{}, metas: map[string]WriteMeta{}}
+		// Before bbolt's commit, which may remap the file and would wait
+		// for a prefetcher's read transaction.
+		defer tx.stopPrefetch()
 		err := fn(tx)
 		names = tx.names
 		if err != nil {
