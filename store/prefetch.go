@@ -20,8 +20,9 @@ import (
 // order while the writer applies and puts on the other core.
 //
 // The read transaction must end before bbolt's commit: a commit that grows
-// the file remaps it, and a remap waits for every read transaction. So the
-// writer stops its prefetcher as soon as the commit's function returns.
+// the file remaps it, and a remap waits for every read transaction. So
+// every commit stops its writers' prefetchers as soon as its function
+// returns (see stopPrefetch).
 
 // prefetchChunk is a run of looked-up keys, in order; vals[i] is nil for a
 // key the table does not have. Both point into one slab of the chunk's.
@@ -86,66 +87,66 @@ func (w *TableWriter) Prefetch(keys iter.Seq[Row]) error {
 	}
 	list = slices.CompactFunc(list, bytes.Equal)
 	p := &prefetcher{ch: make(chan prefetchChunk, prefetchAhead), stop: make(chan struct{}), done: make(chan struct{})}
-	go p.run(w.tb.Tx().DB(), w.t.name, list)
+	go func() {
+		defer close(p.done)
+		defer close(p.ch)
+		p.err = w.guard.guard(func() error { return p.run(w.tb.Tx().DB(), w.t.name, list) })
+	}()
 	w.pre = p
 	return nil
 }
 
 // run looks list up in a read transaction of db, chunk by chunk, until
-// done or stopped.
-func (p *prefetcher) run(db *bolt.DB, table string, list [][]byte) {
-	defer close(p.done)
-	defer close(p.ch)
-	defer func() {
-		// bbolt panics on a damaged page: the writer reports it, not the
-		// process.
-		if v := recover(); v != nil {
-			p.err = fmt.Errorf("%w: looking up table %s: %v", ErrCorrupt, table, v)
-		}
-	}()
+// done or stopped. It runs under the store's guard: a panic of bbolt's on
+// a damaged page, or a fault on a page past the end of a file cut short,
+// is an error for the writer to report, not the end of the process.
+func (p *prefetcher) run(db *bolt.DB, table string, list [][]byte) error {
 	tx, err := db.Begin(false)
 	if err != nil {
-		p.err = fmt.Errorf("prefetch: %w", err)
-		return
+		return fmt.Errorf("prefetch: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
 	tb, err := tableBucket(tx, table)
 	if err != nil {
-		p.err = err
-		return
+		return err
 	}
 	ix, err := openIndex(tb)
 	if err != nil {
-		p.err = err
-		return
+		return err
 	}
 	n := prefetchFirst
 	for len(list) > 0 {
 		n = min(n, len(list))
 		c := prefetchChunk{keys: list[:n:n], vals: make([][]byte, n)}
+		// The values are copied (the read transaction's pages are gone
+		// after it) into one slab; ends[i] is where value i ends in it,
+		// and a value is cut out only once the slab has stopped moving.
 		var slab []byte
+		ends := make([]int, n)
 		for i, k := range c.keys {
-			if v := ix.get(k); v != nil {
-				start := len(slab)
-				slab = append(slab, v...) // the read transaction's pages are gone after it
-				c.vals[i] = slab[start:len(slab):len(slab)]
+			v := ix.get(k)
+			if v == nil {
+				ends[i] = -1
+				continue
 			}
+			slab = append(slab, v...)
+			ends[i] = len(slab)
 		}
-		// A slab that grew moved: point the values at its final array.
-		off := 0
-		for i, v := range c.vals {
-			if v != nil {
-				c.vals[i] = slab[off : off+len(v) : off+len(v)]
-				off += len(v)
+		start := 0
+		for i, end := range ends {
+			if end >= 0 {
+				c.vals[i] = slab[start:end:end]
+				start = end
 			}
 		}
 		select {
 		case p.ch <- c:
 		case <-p.stop:
-			return
+			return nil
 		}
 		list, n = list[n:], prefetchChunkKeys
 	}
+	return nil
 }
 
 // get returns key's value as the commit found it (nil: absent), if key

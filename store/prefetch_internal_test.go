@@ -2,9 +2,14 @@ package store
 
 import (
 	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"testing"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // TestPrefetch: a commit whose keys were looked up ahead by Prefetch
@@ -88,5 +93,85 @@ func TestPrefetchMisuse(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPrefetchOnADamagedPage: pages of the rows tree that only the
+// prefetcher reads are damaged while the store is open. Its goroutine
+// meets them first; the commit must fail with the store's damage error,
+// and the process must go on.
+func TestPrefetchOnADamagedPage(t *testing.T) {
+	db, err := Open(t.TempDir(), Options{Tables: []TableDef{recItems}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	key := func(i int) Row { return Row{S(fmt.Sprintf("T%08d", i))} }
+	const n = 5000
+	if _, err := db.Write(context.Background(), "items", WriteMeta{Operation: "TEST"}, func(w *TableWriter) error {
+		for i := range n {
+			if err := w.Insert(Row{key(i)[0], S("o"), M(Paise(i)), I(1), S("new"), Null()}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The rows tree's root is a branch: zero the headers of its children
+	// but the last, whose last key the writer reads when it starts.
+	var root, pageSize int64
+	if err := db.bolt.View(func(tx *bolt.Tx) error {
+		tb, err := tableBucket(tx, "items")
+		if err != nil {
+			return err
+		}
+		root, pageSize = int64(tb.Bucket(subRows).Root()), int64(tx.DB().Info().PageSize)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(db.Path(), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	page := make([]byte, pageSize)
+	if _, err := f.ReadAt(page, root*pageSize); err != nil {
+		t.Fatal(err)
+	}
+	const branchFlag = 0x01
+	flags, count := binary.LittleEndian.Uint16(page[8:]), int(binary.LittleEndian.Uint16(page[10:]))
+	if flags != branchFlag || count < 3 {
+		t.Fatalf("the rows tree's root (page %d) has flags %#x and %d entries: not the tree this test needs", root, flags, count)
+	}
+	zero := make([]byte, 16)
+	for i := range count - 1 {
+		child := int64(binary.LittleEndian.Uint64(page[16+16*i+8:]))
+		if _, err := f.WriteAt(zero, child*pageSize); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	_, err = db.Write(context.Background(), "items", WriteMeta{Operation: "TEST"}, func(w *TableWriter) error {
+		if err := w.Prefetch(func(yield func(Row) bool) {
+			for i := range n {
+				if !yield(key(i)) {
+					return
+				}
+			}
+		}); err != nil {
+			return err
+		}
+		for i := range n {
+			if _, _, err := w.Get(key(i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if !errors.Is(err, ErrDamaged) {
+		t.Fatalf("a prefetching commit over damaged pages: %v, want ErrDamaged", err)
 	}
 }

@@ -93,7 +93,7 @@ func (p *ProcessTx) Table(name string) (*TableWriter, error) {
 	if err != nil {
 		return nil, err
 	}
-	w, err := newTableWriter(p.ctx, t, tb, last.Version+1, p.db.runs)
+	w, err := newTableWriter(p.ctx, p.db, t, tb, last.Version+1)
 	if err != nil {
 		return nil, fmt.Errorf("table %s: %w", name, err)
 	}
@@ -225,6 +225,7 @@ func (db *DB) Process(ctx context.Context, stream, source string, fn func(*Proce
 			srcH: horizonOf(srcTB), srcCDF: srcCDF, stream: sb, writers: map[string]*TableWriter{}, buckets: map[string]*bolt.Bucket{},
 			props: map[string]map[string]string{},
 		}
+		defer stopPrefetch(p.writers)
 		if err := fn(p); err != nil {
 			return err
 		}

@@ -145,8 +145,10 @@ type TableWriter struct {
 	lookedRef   imageRef
 	lookedFound bool
 	getBuf      Row // Get decodes into it: its row is valid until the next Get
-	// pre looks up announced keys ahead of the writer (see Prefetch).
+	// pre looks up announced keys ahead of the writer (see Prefetch),
+	// under guard, as every transaction of the store runs.
 	pre   *prefetcher
+	guard guardedBolt
 	puts  int64
 	arena []byte // values must live until commit: carve them from slabs
 	// tb and h are the table's bucket and horizon (see keepBase).
@@ -165,7 +167,8 @@ type TableWriter struct {
 	oldForm bool
 }
 
-func newTableWriter(ctx context.Context, t *table, tb *bolt.Bucket, version int64, p runPolicy) (*TableWriter, error) {
+func newTableWriter(ctx context.Context, db *DB, t *table, tb *bolt.Bucket, version int64) (*TableWriter, error) {
+	p := db.runs
 	ix, err := openIndex(tb)
 	if err != nil {
 		return nil, err
@@ -180,7 +183,7 @@ func newTableWriter(ctx context.Context, t *table, tb *bolt.Bucket, version int6
 		toRun: p.takesRuns(mainKeys, len(ix.runs), scattered(tb.Bucket(subMeta))),
 		cdf:   newChunkWriter(tb.Bucket(subCDF), version),
 		notes: newChunkWriter(tb.Bucket(subNotes), version),
-		tb:    tb, h: horizonOf(tb),
+		tb:    tb, h: horizonOf(tb), guard: db.bolt,
 	}, nil
 }
 
@@ -591,7 +594,7 @@ func (tx *WriteTx) Table(name string, meta WriteMeta) (*TableWriter, error) {
 	if err != nil {
 		return nil, err
 	}
-	w, err := newTableWriter(tx.ctx, t, tb, last.Version+1, tx.db.runs)
+	w, err := newTableWriter(tx.ctx, tx.db, t, tb, last.Version+1)
 	if err != nil {
 		return nil, fmt.Errorf("table %s: %w", name, err)
 	}
@@ -601,8 +604,10 @@ func (tx *WriteTx) Table(name string, meta WriteMeta) (*TableWriter, error) {
 }
 
 // stopPrefetch ends every writer's prefetcher and its read transaction.
-func (tx *WriteTx) stopPrefetch() {
-	for _, w := range tx.writers {
+// Every commit's function defers it, so that it runs before bbolt's
+// commit, which may remap the file and would wait for those transactions.
+func stopPrefetch(writers map[string]*TableWriter) {
+	for _, w := range writers {
 		w.pre.close()
 	}
 }
@@ -670,9 +675,7 @@ func (db *DB) WriteTables(ctx context.Context, fn func(*WriteTx) error) (map[str
 	err := db.bolt.Update(func(btx *bolt.Tx) error {
 		tx := &WriteTx{ctx: ctx, db: db, tx: btx, writers: map[string]*TableWriter{},
 			buckets: map[string]*bolt.Bucket{}, metas: map[string]WriteMeta{}}
-		// Before bbolt's commit, which may remap the file and would wait
-		// for a prefetcher's read transaction.
-		defer tx.stopPrefetch()
+		defer stopPrefetch(tx.writers)
 		err := fn(tx)
 		names = tx.names
 		if err != nil {
