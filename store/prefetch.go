@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"iter"
+	"math"
 	"slices"
 
 	bolt "go.etcd.io/bbolt"
@@ -25,9 +26,27 @@ import (
 // returns (see stopPrefetch).
 
 // prefetchChunk is a run of looked-up keys, in order; vals[i] is nil for a
-// key the table does not have. Both point into one slab of the chunk's.
+// key the table does not have. Keys and values are copies in slabs of the
+// chunk's own, so a chunk the writer has passed is garbage.
 type prefetchChunk struct {
 	keys, vals [][]byte
+}
+
+// keyList is the announced keys, encoded one after another into slab:
+// key i ends at ends[i], and order lists them by key. Eight bytes a key
+// besides the keys themselves, for a list that may hold a million.
+type keyList struct {
+	slab  []byte
+	ends  []uint32
+	order []uint32
+}
+
+func (l *keyList) key(i uint32) []byte {
+	start := uint32(0)
+	if i > 0 {
+		start = l.ends[i-1]
+	}
+	return l.slab[start:l.ends[i]:l.ends[i]]
 }
 
 // prefetcher hands a read transaction's lookups of sorted keys to the
@@ -62,35 +81,41 @@ func (w *TableWriter) Prefetch(keys iter.Seq[Row]) error {
 	if w.pre != nil || w.started {
 		return fmt.Errorf("prefetch: called twice, or after a put")
 	}
+	if len(w.tail) == 0 && len(w.ix.runs) == 0 {
+		return nil // an empty table: there is nothing to look up
+	}
 	var (
-		slab []byte
-		ends []int
-		err  error
+		l   keyList
+		err error
 	)
 	for k := range keys {
-		if slab, err = w.s.EncodeKey(slab, k); err != nil {
+		if l.slab, err = w.s.EncodeKey(l.slab, k); err != nil {
 			return fmt.Errorf("prefetch: %w", err)
 		}
-		ends = append(ends, len(slab))
+		if len(l.slab) > math.MaxUint32 {
+			return nil // not worth it; Get looks every key up itself
+		}
+		l.ends = append(l.ends, uint32(len(l.slab)))
 	}
-	if len(ends) == 0 {
+	if len(l.ends) == 0 {
 		return nil
 	}
-	list := make([][]byte, len(ends))
-	start := 0
-	for i, end := range ends {
-		list[i] = slab[start:end:end]
-		start = end
+	l.order = make([]uint32, len(l.ends))
+	sorted := true
+	for i := range l.order {
+		l.order[i] = uint32(i)
+		if i > 0 && sorted && bytes.Compare(l.key(uint32(i-1)), l.key(uint32(i))) > 0 {
+			sorted = false
+		}
 	}
-	if !slices.IsSortedFunc(list, bytes.Compare) {
-		slices.SortFunc(list, bytes.Compare)
+	if !sorted {
+		slices.SortFunc(l.order, func(a, b uint32) int { return bytes.Compare(l.key(a), l.key(b)) })
 	}
-	list = slices.CompactFunc(list, bytes.Equal)
 	p := &prefetcher{ch: make(chan prefetchChunk, prefetchAhead), stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
 		defer close(p.ch)
-		p.err = w.guard.guard(func() error { return p.run(w.tb.Tx().DB(), w.t.name, list) })
+		p.err = w.guard.guard(func() error { return p.run(w.tb.Tx().DB(), w.t.name, &l) })
 	}()
 	w.pre = p
 	return nil
@@ -100,7 +125,7 @@ func (w *TableWriter) Prefetch(keys iter.Seq[Row]) error {
 // done or stopped. It runs under the store's guard: a panic of bbolt's on
 // a damaged page, or a fault on a page past the end of a file cut short,
 // is an error for the writer to report, not the end of the process.
-func (p *prefetcher) run(db *bolt.DB, table string, list [][]byte) error {
+func (p *prefetcher) run(db *bolt.DB, table string, l *keyList) error {
 	tx, err := db.Begin(false)
 	if err != nil {
 		return fmt.Errorf("prefetch: %w", err)
@@ -114,29 +139,39 @@ func (p *prefetcher) run(db *bolt.DB, table string, list [][]byte) error {
 	if err != nil {
 		return err
 	}
-	n := prefetchFirst
-	for len(list) > 0 {
-		n = min(n, len(list))
-		c := prefetchChunk{keys: list[:n:n], vals: make([][]byte, n)}
-		// The values are copied (the read transaction's pages are gone
-		// after it) into one slab; ends[i] is where value i ends in it,
-		// and a value is cut out only once the slab has stopped moving.
-		var slab []byte
-		ends := make([]int, n)
-		for i, k := range c.keys {
-			v := ix.get(k)
-			if v == nil {
-				ends[i] = -1
+	var (
+		prev []byte
+		ends []int // where each key, then each value, ends in its slab
+	)
+	order, n := l.order, prefetchFirst
+	for len(order) > 0 {
+		// The next n distinct keys and their values, copied (the read
+		// transaction's pages are gone after it) into two slabs, cut
+		// into keys and values once the slabs have stopped moving.
+		var kslab, vslab []byte
+		ends = ends[:0]
+		for len(order) > 0 && len(ends) < 2*n {
+			k := l.key(order[0])
+			order = order[1:]
+			if prev != nil && bytes.Equal(k, prev) {
 				continue
 			}
-			slab = append(slab, v...)
-			ends[i] = len(slab)
+			prev = k
+			kslab = append(kslab, k...)
+			vend := -1
+			if v := ix.get(k); v != nil {
+				vslab = append(vslab, v...)
+				vend = len(vslab)
+			}
+			ends = append(ends, len(kslab), vend)
 		}
-		start := 0
-		for i, end := range ends {
-			if end >= 0 {
-				c.vals[i] = slab[start:end:end]
-				start = end
+		c := prefetchChunk{keys: make([][]byte, len(ends)/2), vals: make([][]byte, len(ends)/2)}
+		kstart, vstart := 0, 0
+		for i := range c.keys {
+			kend, vend := ends[2*i], ends[2*i+1]
+			c.keys[i], kstart = kslab[kstart:kend:kend], kend
+			if vend >= 0 {
+				c.vals[i], vstart = vslab[vstart:vend:vend], vend
 			}
 		}
 		select {
@@ -144,7 +179,7 @@ func (p *prefetcher) run(db *bolt.DB, table string, list [][]byte) error {
 		case <-p.stop:
 			return nil
 		}
-		list, n = list[n:], prefetchChunkKeys
+		n = prefetchChunkKeys
 	}
 	return nil
 }

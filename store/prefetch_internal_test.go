@@ -58,7 +58,8 @@ func TestPrefetch(t *testing.T) {
 }
 
 // TestPrefetchMisuse: Prefetch is refused once the writer has put a row or
-// prefetched, and an empty announcement is no prefetch at all.
+// prefetched, and an empty announcement, or one into an empty table, is no
+// prefetch at all.
 func TestPrefetchMisuse(t *testing.T) {
 	db, err := Open(t.TempDir(), Options{Tables: []TableDef{recItems}})
 	if err != nil {
@@ -67,6 +68,15 @@ func TestPrefetchMisuse(t *testing.T) {
 	defer db.Close()
 	none := func(func(Row) bool) {}
 	one := func(yield func(Row) bool) { yield(Row{S("a")}) }
+	_, err = db.Write(context.Background(), "items", WriteMeta{Operation: "TEST"}, func(w *TableWriter) error {
+		if err := w.Prefetch(one); err != nil || w.pre != nil {
+			return fmt.Errorf("prefetch into an empty table: %v, prefetcher %v", err, w.pre)
+		}
+		return w.Insert(Row{S("a"), S("o"), M(Paise(1)), I(1), S("new"), Null()})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	_, err = db.Write(context.Background(), "items", WriteMeta{Operation: "TEST"}, func(w *TableWriter) error {
 		if err := w.Prefetch(none); err != nil || w.pre != nil {
 			return fmt.Errorf("empty prefetch: %v, prefetcher %v", err, w.pre)
