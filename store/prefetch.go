@@ -73,10 +73,11 @@ const (
 // Prefetch announces the keys (the first KeyColumns values of each row)
 // the writer is about to Get, so that a goroutine looks them up while the
 // writer works. Keys are encoded before Prefetch returns, so the rows may
-// change afterwards. They are sorted and deduplicated here; a Get of a key
-// not announced, or of a key already put in this commit, looks it up
-// itself. Prefetch is worth it for a commit of thousands of scattered keys;
-// call it at most once, before the first Get.
+// change afterwards. They may come in any order and more than once; a Get
+// of a key not announced, or of a key already put in this commit, looks it
+// up itself. Prefetch is worth it for a commit of thousands of scattered
+// keys, and does nothing for an empty table; call it at most once, before
+// the first Get.
 func (w *TableWriter) Prefetch(keys iter.Seq[Row]) error {
 	if w.pre != nil || w.started {
 		return fmt.Errorf("prefetch: called twice, or after a put")
