@@ -27,7 +27,7 @@ import (
 
 // prefetchChunk is a run of looked-up keys, in order; vals[i] is nil for a
 // key the table does not have. Keys and values are copies in slabs of the
-// chunk's own, so a chunk the writer has passed is garbage.
+// goroutine's, so the slabs the writer has passed are garbage.
 type prefetchChunk struct {
 	keys, vals [][]byte
 }
@@ -82,8 +82,8 @@ func (w *TableWriter) Prefetch(keys iter.Seq[Row]) error {
 	if w.pre != nil || w.started {
 		return fmt.Errorf("prefetch: called twice, or after a put")
 	}
-	if len(w.tail) == 0 && len(w.ix.runs) == 0 {
-		return nil // an empty table: there is nothing to look up
+	if len(w.tail) == 0 {
+		return nil // no key in the tree or the runs: nothing to look up
 	}
 	var (
 		l   keyList
@@ -102,15 +102,12 @@ func (w *TableWriter) Prefetch(keys iter.Seq[Row]) error {
 		return nil
 	}
 	l.order = make([]uint32, len(l.ends))
-	sorted := true
 	for i := range l.order {
 		l.order[i] = uint32(i)
-		if i > 0 && sorted && bytes.Compare(l.key(uint32(i-1)), l.key(uint32(i))) > 0 {
-			sorted = false
-		}
 	}
-	if !sorted {
-		slices.SortFunc(l.order, func(a, b uint32) int { return bytes.Compare(l.key(a), l.key(b)) })
+	byKey := func(a, b uint32) int { return bytes.Compare(l.key(a), l.key(b)) }
+	if !slices.IsSortedFunc(l.order, byKey) {
+		slices.SortFunc(l.order, byKey)
 	}
 	p := &prefetcher{ch: make(chan prefetchChunk, prefetchAhead), stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
@@ -141,39 +138,25 @@ func (p *prefetcher) run(db *bolt.DB, table string, l *keyList) error {
 		return err
 	}
 	var (
-		prev []byte
-		ends []int // where each key, then each value, ends in its slab
+		prev  []byte
+		slabs arena // copies: the read transaction's pages are gone after it
 	)
 	order, n := l.order, prefetchFirst
 	for len(order) > 0 {
-		// The next n distinct keys and their values, copied (the read
-		// transaction's pages are gone after it) into two slabs, cut
-		// into keys and values once the slabs have stopped moving.
-		var kslab, vslab []byte
-		ends = ends[:0]
-		for len(order) > 0 && len(ends) < 2*n {
+		c := prefetchChunk{keys: make([][]byte, 0, n), vals: make([][]byte, 0, n)}
+		for len(order) > 0 && len(c.keys) < n {
 			k := l.key(order[0])
 			order = order[1:]
 			if prev != nil && bytes.Equal(k, prev) {
 				continue
 			}
 			prev = k
-			kslab = append(kslab, k...)
-			vend := -1
+			var val []byte
 			if v := ix.get(k); v != nil {
-				vslab = append(vslab, v...)
-				vend = len(vslab)
+				val = slabs.carve(func(b []byte) []byte { return append(b, v...) })
 			}
-			ends = append(ends, len(kslab), vend)
-		}
-		c := prefetchChunk{keys: make([][]byte, len(ends)/2), vals: make([][]byte, len(ends)/2)}
-		kstart, vstart := 0, 0
-		for i := range c.keys {
-			kend, vend := ends[2*i], ends[2*i+1]
-			c.keys[i], kstart = kslab[kstart:kend:kend], kend
-			if vend >= 0 {
-				c.vals[i], vstart = vslab[vstart:vend:vend], vend
-			}
+			c.keys = append(c.keys, slabs.carve(func(b []byte) []byte { return append(b, k...) }))
+			c.vals = append(c.vals, val)
 		}
 		select {
 		case p.ch <- c:

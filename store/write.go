@@ -150,7 +150,7 @@ type TableWriter struct {
 	pre   *prefetcher
 	guard guardedBolt
 	puts  int64
-	arena []byte // values must live until commit: carve them from slabs
+	arena arena // values must live until commit: carve them from slabs
 	// tb and h are the table's bucket and horizon (see keepBase).
 	tb *bolt.Bucket
 	h  horizon
@@ -190,16 +190,23 @@ func newTableWriter(ctx context.Context, db *DB, t *table, tb *bolt.Bucket, vers
 // value returns encode's output carved from a shared slab. Carving values
 // out of shared slabs instead of one allocation each keeps a 100k-row commit
 // from feeding the garbage collector 100k small objects.
-func (w *TableWriter) value(encode func([]byte) []byte) []byte {
+func (w *TableWriter) value(encode func([]byte) []byte) []byte { return w.arena.carve(encode) }
+
+// arena hands out byte slices carved from shared slabs.
+type arena []byte
+
+// carve returns encode's output, carved from the current slab (or a new
+// one); it never moves once returned.
+func (a *arena) carve(encode func([]byte) []byte) []byte {
 	const slab = 256 << 10
-	if cap(w.arena)-len(w.arena) < 1024 {
-		w.arena = make([]byte, 0, slab)
+	if cap(*a)-len(*a) < 1024 {
+		*a = make([]byte, 0, slab)
 	}
-	start := len(w.arena)
-	w.arena = encode(w.arena)
-	v := w.arena[start:len(w.arena):len(w.arena)]
-	if cap(w.arena) > slab { // encode outgrew the slab: v is its own allocation now
-		w.arena = w.arena[:0:0]
+	start := len(*a)
+	*a = encode(*a)
+	v := (*a)[start:len(*a):len(*a)]
+	if cap(*a) > slab { // encode outgrew the slab: v is its own allocation now
+		*a = (*a)[:0:0]
 	}
 	return v
 }
