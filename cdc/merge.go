@@ -145,11 +145,14 @@ func (m *Merger) Merge(ctx context.Context, b *Batch) (Result, error) {
 }
 
 // releaseRows is the file size (in rows) from which ingest collects the
-// garbage after parsing and again once the rows are applied, before the
-// commit. The heap may grow to twice what is live before the collector
-// runs by itself, and what is live peaks twice: the parsed rows beside the
-// pages the MERGE builds, then those pages beside their copies the commit
-// writes. A collection costs a few milliseconds per 100 MB live.
+// garbage after parsing, after copying the rows into apply order (the
+// copy and the parsed slice are both live while it runs) and once the rows
+// are applied, before the commit. The collector sets its next target from
+// what was live when it last ran, so one run in the middle of such a
+// moment lets the heap grow well past what is live afterwards; and what is
+// live peaks twice: the parsed rows beside the pages the MERGE builds, then
+// those pages beside their copies the commit writes. A collection costs a
+// few milliseconds per 100 MB live.
 const releaseRows = 200_000
 
 // mergeGCPercent is the collector's target (GOGC) while a big MERGE runs.
@@ -191,7 +194,13 @@ func (m *Merger) merge(ctx context.Context, b *Batch, start time.Time, own bool)
 		a.RecordedAt = m.db.Now()
 		a.Duration = time.Since(start) // the MERGE's own time is added in Merge
 	}
-	order := applyOrder(b.Rows)
+	chunks := inApplyOrder(b.Rows, applyOrder(b.Rows))
+	if own {
+		b.Rows = nil // the chunks hold the rows now, and drop them once applied
+		if res.Rows >= releaseRows {
+			debug.FreeOSMemory() // the parsed slice (see releaseRows)
+		}
+	}
 	meta := MergeMeta{
 		Source: store.Source{
 			Name:   b.Name,
@@ -200,17 +209,17 @@ func (m *Merger) merge(ctx context.Context, b *Batch, start time.Time, own bool)
 			Format: b.Format.String(),
 		},
 		SHA256:     b.SHA256,
-		SourceRows: int64(len(b.Rows)),
+		SourceRows: int64(res.Rows),
 		Audit:      a,
-		Parameters: map[string]string{"sourceRows": strconv.Itoa(len(b.Rows))},
+		Parameters: map[string]string{"sourceRows": strconv.Itoa(res.Rows)},
 	}
-	if len(b.Rows) >= releaseRows {
+	if res.Rows >= releaseRows {
 		defer tightGC()()
 	}
 	ci, err := Merge(ctx, m.db, meta, func(tx *MergeTx) error {
-		err := applyRows(tx, b.Rows, order, own)
+		err := applyRows(tx, chunks, own)
 		if own {
-			b.Rows, order = nil, nil
+			chunks = nil
 			if n := res.Rows; n >= releaseRows && err == nil {
 				debug.FreeOSMemory()
 			}
@@ -242,45 +251,74 @@ func (m *Merger) merge(ctx context.Context, b *Batch, start time.Time, own bool)
 	return res, nil
 }
 
-// applyRows runs the MERGE rules for every row, grouped by transaction.
-// With release, each row is cleared once applied, so that what it alone
-// references (its CSV record, its JSON strings) can be collected while the
-// MERGE goes on.
-func applyRows(tx *MergeTx, rows []Input, order []int32, release bool) error {
+// applyChunk is how many rows, in apply order, inApplyOrder copies into
+// one chunk.
+const applyChunk = 8192
+
+// inApplyOrder copies rows into chunks of applyChunk rows in the order
+// given. Applied in that order and dropped once applied (applyRows with
+// release), the parsed rows shrink as the pages the MERGE builds grow
+// instead of staying whole beside them to the end: one slice of rows can
+// only be collected whole.
+func inApplyOrder(rows []Input, order []int32) [][]Input {
+	chunks := make([][]Input, 0, (len(order)+applyChunk-1)/applyChunk)
+	for s := 0; s < len(order); s += applyChunk {
+		c := make([]Input, min(applyChunk, len(order)-s))
+		for j := range c {
+			c[j] = rows[order[s+j]]
+		}
+		chunks = append(chunks, c)
+	}
+	return chunks
+}
+
+// applyRows runs the MERGE rules for every row of chunks, which hold the
+// rows in apply order (see applyOrder): grouped by transaction. With
+// release, each chunk is dropped once applied, so that it and what its rows
+// alone reference (their ids, their CSV records, their JSON strings) can be
+// collected while the MERGE goes on.
+func applyRows(tx *MergeTx, chunks [][]Input, release bool) error {
 	var (
 		state  RowState
 		exists bool
 		curID  string
+		seen   bool
 	)
 	err := tx.Prefetch(func(yield func(string) bool) {
-		for i, idx := range order {
-			id := rows[idx].Row.TransactionID
-			if i > 0 && id == rows[order[i-1]].Row.TransactionID {
-				continue
-			}
-			if !yield(id) {
-				return
+		var last string
+		for n, c := range chunks {
+			for i := range c {
+				id := c[i].Row.TransactionID
+				if (n > 0 || i > 0) && id == last {
+					continue
+				}
+				last = id
+				if !yield(id) {
+					return
+				}
 			}
 		}
 	})
 	if err != nil {
 		return err
 	}
-	for i, idx := range order {
-		in := &rows[idx]
-		id := in.Row.TransactionID
-		if i == 0 || id != curID {
-			var err error
-			if state, exists, err = tx.Current(id); err != nil {
-				return err
+	for n, c := range chunks {
+		for i := range c {
+			in := &c[i]
+			id := in.Row.TransactionID
+			if !seen || id != curID {
+				var err error
+				if state, exists, err = tx.Current(id); err != nil {
+					return err
+				}
+				curID, seen = id, true
 			}
-			curID = id
-		}
-		if err := applyOne(tx, in, &state, &exists); err != nil {
-			return fmt.Errorf("transaction %q (input position %d): %w", id, in.Pos, err)
+			if err := applyOne(tx, in, &state, &exists); err != nil {
+				return fmt.Errorf("transaction %q (input position %d): %w", id, in.Pos, err)
+			}
 		}
 		if release {
-			*in = Input{}
+			chunks[n] = nil
 		}
 	}
 	return nil
