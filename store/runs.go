@@ -59,7 +59,11 @@ type runPolicy struct {
 	share int64
 	// maxRuns bounds the runs a lookup may have to try.
 	maxRuns int
-	// stepKeys bounds one sweep step (its transaction's dirty pages).
+	// stepKeys bounds one sweep step (its transaction's dirty pages, which
+	// it holds in memory, as bbolt nodes and then as page buffers, until
+	// its commit). Measured sweeping 400k keys into a 4M-key tree: 100k
+	// keys a step peaked at 255-273 MiB of heap, 25k at 83-87 MiB (about
+	// what the MERGE before it takes), in the same time or less.
 	stepKeys int64
 }
 
@@ -67,7 +71,7 @@ func defaultRunPolicy(minKeys int64) runPolicy {
 	if minKeys == 0 {
 		minKeys = DefaultRunMinKeys
 	}
-	return runPolicy{minKeys: minKeys, share: 8, maxRuns: 16, stepKeys: 100_000}
+	return runPolicy{minKeys: minKeys, share: 8, maxRuns: 16, stepKeys: 25_000}
 }
 
 // takesRuns reports whether a commit into a rows tree of mainKeys keys
