@@ -13,7 +13,7 @@
 //   - rows:  encoded key → current image (a tombstone once deleted, with
 //     its ordering value) and the position of that image's change-feed
 //     record. One put per changed row; the tree holds one entry per key.
-//   - runs, blooms: once rows holds a million keys, a commit's rows values
+//   - runs, blooms: once rows holds 256k keys, a commit's rows values
 //     go into a run of their own (a bucket written in key order) with a
 //     Bloom filter of its keys; a key's current image is the newest run's
 //     that holds it, else rows'. The runs are swept into rows in bulk, a
