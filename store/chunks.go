@@ -412,11 +412,13 @@ func (t *table) feed(ctx context.Context, tb *bolt.Bucket, from, to int64, opts 
 	}
 	times := commitTimes(tb)
 	f := &feedReader{t: t, cdf: cdf, h: horizonOf(tb), opts: opts}
+	mapped := mappedMeter{tx: tb.Tx()}
 	return forChunks(ctx, f.cdf, from, to, func(ver int64, chunk []byte) error {
 		ts, err := times(ver)
 		if err != nil {
 			return err
 		}
+		mapped.touch(len(chunk))
 		return f.chunk(chunk, func(ct ChangeType, r Row) error {
 			return fn(Change{Type: ct, Version: ver, Timestamp: ts, Row: r})
 		})

@@ -3,6 +3,8 @@ package store
 import (
 	"errors"
 	"fmt"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // A stream folds each source row into what the row's key contributes to
@@ -31,16 +33,24 @@ func (r *FeedRecord) HasEarlier() bool { return r.hasPrev }
 
 var errFeedFull = errors.New("micro-batch full")
 
-// residentBudget is how many bytes of the mapped file a micro-batch reads
-// before it hands the mapping's pages back (see releaseMapped): the
-// resident set stays within about this much of file pages.
+// residentBudget is how many bytes of the mapped file a long read (a
+// micro-batch, a change feed, a scan) reads before it hands the mapping's
+// pages back (see releaseMapped): the resident set stays within about this
+// much of file pages.
 const residentBudget = 128 << 20
 
+// mappedMeter counts the bytes of the mapped file a long read touches and
+// hands the mapping's pages back every residentBudget of them.
+type mappedMeter struct {
+	tx      *bolt.Tx
+	touched int
+}
+
 // touch counts n bytes of the mapped file read.
-func (p *ProcessTx) touch(n int) {
-	if p.touched += n; p.touched >= residentBudget {
-		releaseMapped(p.tx)
-		p.touched = 0
+func (m *mappedMeter) touch(n int) {
+	if m.touched += n; m.touched >= residentBudget {
+		releaseMapped(m.tx)
+		m.touched = 0
 	}
 }
 
@@ -97,7 +107,7 @@ func (p *ProcessTx) SourceFeed(o FeedOptions, fn func(*FeedRecord) error) (int64
 		if err != nil {
 			return fmt.Errorf("change feed of %s version %d: %w", p.src.name, ver, err)
 		}
-		p.touch(len(chunk))
+		p.mapped.touch(len(chunk))
 		return nil
 	})
 	if errors.Is(err, errFeedFull) {
@@ -128,7 +138,7 @@ func (p *ProcessTx) Earlier(r *FeedRecord, fn func(ChangeType, Row) (bool, error
 			return false, fmt.Errorf("%s history at version %d: %w", p.src.name, at.version, err)
 		}
 		p.earlier = img.row
-		p.touch(64 << 10) // a read faults in a page and, around it, up to 64 KiB
+		p.mapped.touch(64 << 10) // a read faults in a page and, around it, up to 64 KiB
 		more, err := fn(img.typ, img.row)
 		if err != nil || !more {
 			return false, err

@@ -40,9 +40,9 @@ type ProcessTx struct {
 	srcLast int64
 	srcH    horizon
 	srcCDF  *bolt.Bucket
-	earlier Row    // Earlier's row storage
-	omit    uint64 // the columns SourceFeed's reader omits
-	touched int    // file bytes read since the mapping was last released
+	earlier Row         // Earlier's row storage
+	omit    uint64      // the columns SourceFeed's reader omits
+	mapped  mappedMeter // file bytes read since the mapping was last released
 	stream  *bolt.Bucket
 	writers map[string]*TableWriter
 	buckets map[string]*bolt.Bucket
@@ -223,7 +223,7 @@ func (db *DB) Process(ctx context.Context, stream, source string, fn func(*Proce
 		p := &ProcessTx{
 			ctx: ctx, db: db, tx: tx, cp: cp, src: src, srcTB: srcTB, srcLast: srcLast.Version,
 			srcH: horizonOf(srcTB), srcCDF: srcCDF, stream: sb, writers: map[string]*TableWriter{}, buckets: map[string]*bolt.Bucket{},
-			props: map[string]map[string]string{},
+			props: map[string]map[string]string{}, mapped: mappedMeter{tx: tx},
 		}
 		defer stopPrefetch(p.writers)
 		if err := fn(p); err != nil {

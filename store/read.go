@@ -184,6 +184,7 @@ func (t *table) scan(ctx context.Context, tb *bolt.Bucket, version int64, kr Key
 	h := horizonOf(tb)
 	c := ix.cursor()
 	n := 0
+	mapped := mappedMeter{tx: tb.Tx()}
 	var k, v []byte
 	if len(lo) > 0 {
 		k, v = c.seek(lo)
@@ -197,6 +198,7 @@ func (t *table) scan(ctx context.Context, tb *bolt.Bucket, version int64, kr Key
 		if hi != nil && bytes.Compare(k, hi) >= 0 {
 			break
 		}
+		mapped.touch(len(k) + len(v) + 16) // and its leaf element
 		if n++; n%4096 == 0 {
 			if err := ctx.Err(); err != nil {
 				return err
