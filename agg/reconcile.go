@@ -140,6 +140,8 @@ func replay(src changeSource, base *baseline, to int64, sizeHint int, progress f
 				i = int32(len(rs.txns))
 				rs.index[r.TransactionID] = i
 				rs.txns = append(rs.txns, expected{})
+			} else if id := rs.txns[i].row.TransactionID; id != "" {
+				r.TransactionID = id // the index's copy: one per transaction, not one per image
 			}
 			rs.txns[i].apply(it.typ, r)
 			return nil
