@@ -217,12 +217,9 @@ func (m *Merger) merge(ctx context.Context, b *Batch, start time.Time, own bool)
 		defer tightGC()()
 	}
 	ci, err := Merge(ctx, m.db, meta, func(tx *MergeTx) error {
-		err := applyRows(tx, chunks, own)
-		if own {
-			chunks = nil
-			if n := res.Rows; n >= releaseRows && err == nil {
-				debug.FreeOSMemory()
-			}
+		err := applyRows(tx, chunks, own) // with own, it drops each chunk once applied
+		if own && res.Rows >= releaseRows && err == nil {
+			debug.FreeOSMemory()
 		}
 		return err
 	})
@@ -285,14 +282,17 @@ func applyRows(tx *MergeTx, chunks [][]Input, release bool) error {
 		seen   bool
 	)
 	err := tx.Prefetch(func(yield func(string) bool) {
-		var last string
-		for n, c := range chunks {
+		var (
+			last    string
+			started bool
+		)
+		for _, c := range chunks {
 			for i := range c {
 				id := c[i].Row.TransactionID
-				if (n > 0 || i > 0) && id == last {
+				if started && id == last {
 					continue
 				}
-				last = id
+				last, started = id, true
 				if !yield(id) {
 					return
 				}

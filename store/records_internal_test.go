@@ -114,6 +114,19 @@ func feedText(t *testing.T, db *DB, from int64) []string {
 	return out
 }
 
+// rowsText renders the table's current rows, one a line.
+func rowsText(t *testing.T, db *DB) []string {
+	t.Helper()
+	var out []string
+	if _, err := db.Scan(context.Background(), "items", -1, KeyRange{}, func(r Row) error {
+		out = append(out, fmt.Sprint(r))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 // checkPreimages: every update_preimage is the key's previous image in the
 // feed itself (the last insert, postimage or delete of the key before it),
 // and comes right before its postimage.

@@ -2,8 +2,6 @@ package store
 
 import (
 	"bytes"
-	"context"
-	"fmt"
 	"slices"
 	"testing"
 
@@ -17,15 +15,7 @@ import (
 func TestReleaseMappedKeepsReadsIntact(t *testing.T) {
 	db := recOpen(t)
 	recWorkload(t, db, 4, func(int) bool { return false })
-	ctx := context.Background()
-	wantFeed := feedText(t, db, 1)
-	var wantRows []string
-	if _, err := db.Scan(ctx, "items", -1, KeyRange{}, func(r Row) error {
-		wantRows = append(wantRows, fmt.Sprint(r))
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	wantFeed, wantRows := feedText(t, db, 1), rowsText(t, db)
 	if len(wantFeed) == 0 || len(wantRows) == 0 {
 		t.Fatalf("workload wrote %d change rows and %d rows", len(wantFeed), len(wantRows))
 	}
@@ -67,14 +57,7 @@ func TestReleaseMappedKeepsReadsIntact(t *testing.T) {
 	if got := feedText(t, db, 1); !slices.Equal(got, wantFeed) {
 		t.Errorf("change feed after release differs: %d rows, want %d", len(got), len(wantFeed))
 	}
-	var gotRows []string
-	if _, err := db.Scan(ctx, "items", -1, KeyRange{}, func(r Row) error {
-		gotRows = append(gotRows, fmt.Sprint(r))
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(gotRows, wantRows) {
+	if gotRows := rowsText(t, db); !slices.Equal(gotRows, wantRows) {
 		t.Errorf("rows after release differ: %d, want %d", len(gotRows), len(wantRows))
 	}
 }
